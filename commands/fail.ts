@@ -1,0 +1,12 @@
+import { Type } from '@sinclair/typebox';
+import { defineCommand } from '../core/command.js';
+
+export default defineCommand({
+  description: 'Throws an error; checks how failures are reported and audited.',
+  args: Type.Object({
+    message: Type.Optional(Type.String({ maxLength: 4096, description: 'the error message' })),
+  }),
+  run({ message }) {
+    throw new Error(message ?? 'fail: this command always fails');
+  },
+});

@@ -1,0 +1,223 @@
+/**
+ * The configuration of middle-management, parsed once from the environment at
+ * cold start (CONTRACT §4). Any misconfiguration throws a {@link ConfigError}
+ * naming the variable, so a broken deployment fails at init instead of serving.
+ */
+import { isIP } from 'node:net';
+
+/** Accept Cognito user pool tokens. */
+export interface CognitoIssuerConfig {
+  userPoolId: string;
+  /** App client ids whose tokens are accepted (`client_id` / `aud`). */
+  clientIds: string[];
+  tokenUse: 'access' | 'id';
+}
+
+/** Accept tokens of any OIDC issuer. */
+export interface OidcIssuerConfig {
+  issuer: string;
+  audiences: string[];
+  jwksUri: string;
+}
+
+export interface ManageConfig {
+  /** Commands that may run (`MANAGE_ALLOW_LIST`). */
+  allowList: ReadonlySet<string>;
+  cognito?: CognitoIssuerConfig;
+  oidc?: OidcIssuerConfig;
+  /** command → groups of which the caller needs one (`MANAGE_COMMAND_GROUPS`). */
+  commandGroups: ReadonlyMap<string, string[]>;
+  /** Groups that may read every audit record (`MANAGE_AUDITOR_GROUPS`). */
+  auditorGroups: string[];
+  auditTable: string;
+  /** Default 65536. */
+  maxBodyBytes: number;
+  /** Cap on a synchronous HTTP run, default 28000 (below API Gateway's 30 s). */
+  httpTimeLimitMs: number;
+  /** Where the audit store is, when not the region's DynamoDB (`AWS_ENDPOINT_URL_DYNAMODB`). */
+  dynamoEndpoint?: string;
+  region: string;
+  /** Commands that may not run twice at once, beside those that declare it (`MANAGE_EXCLUSIVE`). */
+  exclusive: ReadonlySet<string>;
+  /** command → groups whose members may approve it (`MANAGE_APPROVAL`). */
+  approval: ReadonlyMap<string, string[]>;
+  /** Default 86400. */
+  idempotencyTtlSeconds: number;
+}
+
+export const configDefaults = {
+  maxBodyBytes: 65536,
+  httpTimeLimitMs: 28000,
+  idempotencyTtlSeconds: 86400,
+  cognitoTokenUse: 'access',
+  region: 'us-east-1',
+} as const;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+  }
+}
+
+export type Environment = Record<string, string | undefined>;
+
+/**
+ * Parse the environment into a {@link ManageConfig}.
+ *
+ * @param env - usually `process.env`
+ * @param knownCommands - the names of the commands this bundle ships; the allowlist may name no other
+ * @throws ConfigError naming the first variable that is wrong
+ */
+export function loadConfig(env: Environment, knownCommands: Iterable<string>): ManageConfig {
+  const known = new Set(knownCommands);
+  const allowList = new Set(list(env, 'MANAGE_ALLOW_LIST'));
+  for (const name of allowList) {
+    if (!known.has(name)) {
+      throw new ConfigError('MANAGE_ALLOW_LIST', `names "${name}", which is not a command (known: ${[...known].join(', ')})`);
+    }
+  }
+
+  const cognito = cognitoConfig(env);
+  const oidc = oidcConfig(env);
+  if (!cognito && !oidc) {
+    throw new ConfigError(
+      'MANAGE_JWT_ISSUER',
+      'no token issuer is configured; set MANAGE_JWT_ISSUER (with MANAGE_JWT_AUDIENCE) or MANAGE_COGNITO_USER_POOL_ID',
+    );
+  }
+
+  const auditTable = text(env, 'MANAGE_AUDIT_TABLE');
+  if (!auditTable) throw new ConfigError('MANAGE_AUDIT_TABLE', 'is required: the DynamoDB table of the audit trail');
+
+  const dynamoEndpoint = text(env, 'AWS_ENDPOINT_URL_DYNAMODB');
+  if (dynamoEndpoint) url(dynamoEndpoint, 'AWS_ENDPOINT_URL_DYNAMODB');
+
+  return {
+    allowList,
+    ...(cognito ? { cognito } : {}),
+    ...(oidc ? { oidc } : {}),
+    commandGroups: groupMap(env, 'MANAGE_COMMAND_GROUPS', known),
+    auditorGroups: list(env, 'MANAGE_AUDITOR_GROUPS'),
+    auditTable,
+    maxBodyBytes: integer(env, 'MANAGE_MAX_BODY_BYTES', configDefaults.maxBodyBytes, 1, 10 * 1024 * 1024),
+    httpTimeLimitMs: integer(env, 'MANAGE_HTTP_TIME_LIMIT_MS', configDefaults.httpTimeLimitMs, 100, 900_000),
+    ...(dynamoEndpoint ? { dynamoEndpoint } : {}),
+    region: text(env, 'AWS_REGION') ?? text(env, 'AWS_DEFAULT_REGION') ?? configDefaults.region,
+    exclusive: new Set(commandNames(env, 'MANAGE_EXCLUSIVE', known)),
+    approval: groupMap(env, 'MANAGE_APPROVAL', known),
+    idempotencyTtlSeconds: integer(env, 'MANAGE_IDEMPOTENCY_TTL_SECONDS', configDefaults.idempotencyTtlSeconds, 1, 366 * 86400),
+  };
+}
+
+function cognitoConfig(env: Environment): CognitoIssuerConfig | undefined {
+  const userPoolId = text(env, 'MANAGE_COGNITO_USER_POOL_ID');
+  if (!userPoolId) return undefined;
+  if (!/^[a-z]{2}(-[a-z]+)+-\d_[0-9A-Za-z]+$/.test(userPoolId)) {
+    throw new ConfigError('MANAGE_COGNITO_USER_POOL_ID', `"${userPoolId}" is not a user pool id (e.g. eu-west-1_AbCdEf123)`);
+  }
+  const clientIds = list(env, 'MANAGE_COGNITO_CLIENT_ID');
+  if (clientIds.length === 0) {
+    // aws-jwt-verify makes the client check mandatory; so do we: any app client of the pool is not enough.
+    throw new ConfigError('MANAGE_COGNITO_CLIENT_ID', 'is required with MANAGE_COGNITO_USER_POOL_ID');
+  }
+  const tokenUse = text(env, 'MANAGE_COGNITO_TOKEN_USE') ?? configDefaults.cognitoTokenUse;
+  if (tokenUse !== 'access' && tokenUse !== 'id') {
+    throw new ConfigError('MANAGE_COGNITO_TOKEN_USE', `must be "access" or "id", not "${tokenUse}"`);
+  }
+  return { userPoolId, clientIds, tokenUse };
+}
+
+function oidcConfig(env: Environment): OidcIssuerConfig | undefined {
+  const issuer = text(env, 'MANAGE_JWT_ISSUER');
+  if (!issuer) return undefined;
+  url(issuer, 'MANAGE_JWT_ISSUER');
+  const audiences = list(env, 'MANAGE_JWT_AUDIENCE');
+  if (audiences.length === 0) {
+    throw new ConfigError('MANAGE_JWT_AUDIENCE', 'is required with MANAGE_JWT_ISSUER: without an audience any token of the issuer would pass');
+  }
+  const jwksUri = text(env, 'MANAGE_JWT_JWKS_URI') ?? `${issuer.replace(/\/+$/, '')}/.well-known/jwks.json`;
+  const parsed = url(jwksUri, text(env, 'MANAGE_JWT_JWKS_URI') ? 'MANAGE_JWT_JWKS_URI' : 'MANAGE_JWT_ISSUER');
+  if (parsed.protocol === 'http:' && !isLoopbackHost(parsed.hostname)) {
+    throw new ConfigError(
+      text(env, 'MANAGE_JWT_JWKS_URI') ? 'MANAGE_JWT_JWKS_URI' : 'MANAGE_JWT_ISSUER',
+      `an http: JWKS URI is accepted only on a loopback host, not "${parsed.hostname}"`,
+    );
+  }
+  return { issuer, audiences, jwksUri };
+}
+
+/** 127.0.0.0/8, ::1 and localhost: where a plain-http JWKS cannot be tampered with in transit. */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '');
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1';
+  return false;
+}
+
+function text(env: Environment, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value ? value : undefined;
+}
+
+function list(env: Environment, name: string): string[] {
+  return (text(env, name) ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+}
+
+function commandNames(env: Environment, name: string, known: Set<string>): string[] {
+  const names = list(env, name);
+  for (const command of names) {
+    if (!known.has(command)) throw new ConfigError(name, `names "${command}", which is not a command`);
+  }
+  return names;
+}
+
+function integer(env: Environment, name: string, fallback: number, min: number, max: number): number {
+  const raw = text(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < min || value > max) {
+    throw new ConfigError(name, `must be a whole number from ${min} to ${max}, not "${raw}"`);
+  }
+  return value;
+}
+
+function url(value: string, name: string): URL {
+  try {
+    const parsed = new URL(value);
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new Error('not http(s)');
+    return parsed;
+  } catch {
+    throw new ConfigError(name, `"${value}" is not an http(s) URL`);
+  }
+}
+
+function groupMap(env: Environment, name: string, known: Set<string>): ReadonlyMap<string, string[]> {
+  const raw = text(env, name);
+  if (!raw) return new Map();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(name, 'is not valid JSON (expected an object such as {"sleep":["ops"]})');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(name, 'must be a JSON object of command → array of group names');
+  }
+  const map = new Map<string, string[]>();
+  for (const [command, groups] of Object.entries(parsed)) {
+    if (!known.has(command)) throw new ConfigError(name, `names "${command}", which is not a command`);
+    if (!Array.isArray(groups) || groups.length === 0 || !groups.every((g) => typeof g === 'string' && g.length > 0)) {
+      throw new ConfigError(name, `"${command}" must map to a non-empty array of group names`);
+    }
+    map.set(command, groups as string[]);
+  }
+  return map;
+}

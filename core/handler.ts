@@ -1,0 +1,74 @@
+/**
+ * Builds the `manage` Lambda handler: one function for HTTP and direct
+ * invocation, its dependencies made once at cold start.
+ */
+import middy from '@middy/core';
+import type { MiddlewareObj } from '@middy/core';
+import type { Context } from 'aws-lambda';
+import type { Fetcher } from 'aws-jwt-verify/https';
+import type { CommandLoader } from './command.js';
+import type { ManageConfig } from './config.js';
+import { toManageError } from './errors.js';
+import { createTokenVerifier, type TokenVerifier } from './auth/verifier.js';
+import { DynamoAuditStore } from './audit/dynamodb.js';
+import type { AuditStore } from './audit/store.js';
+import { HttpAdapter, errorResponse, isHttpEvent } from './http.js';
+import { InvokeAdapter } from './invoke.js';
+import { createLogger, describeError, type Logger } from './log.js';
+import { Pipeline } from './pipeline.js';
+
+export interface ManageHandlerOptions {
+  commands: Readonly<Record<string, CommandLoader>>;
+  /** Default: DynamoDB at the configured table and endpoint. */
+  audit?: AuditStore;
+  /** Default: aws-jwt-verify for the configured issuers. */
+  verifier?: TokenVerifier;
+  /** How the default verifier fetches JWKS documents. */
+  jwksFetcher?: Fetcher;
+  logger?: Logger;
+  now?: () => number;
+}
+
+export function createManageHandler(config: ManageConfig, options: ManageHandlerOptions) {
+  const logger = options.logger ?? createLogger();
+  const audit =
+    options.audit ??
+    new DynamoAuditStore({
+      tableName: config.auditTable,
+      region: config.region,
+      ...(config.dynamoEndpoint ? { endpoint: config.dynamoEndpoint } : {}),
+    });
+  const verifier =
+    options.verifier ?? createTokenVerifier(config, options.jwksFetcher ? { fetcher: options.jwksFetcher } : {});
+  const pipeline = new Pipeline({ config, audit, commands: options.commands, logger, ...(options.now ? { now: options.now } : {}) });
+  const http = new HttpAdapter({ config, verifier, pipeline });
+  const invoke = new InvokeAdapter({ pipeline });
+
+  // The command's own time limit governs; middy's early timeout would cut runs short of it.
+  return middy<unknown, unknown, Error, Context>({ timeoutEarlyInMillis: 0 })
+    .use(contractErrors(logger))
+    .handler((event, context) => (isHttpEvent(event) ? http.handle(event, context) : invoke.handle(event, context)));
+}
+
+/**
+ * Maps every error to the contract: an HTTP error response, or for a direct
+ * invocation an error whose `name` is the contract's code. Details of a 500
+ * that is ours stay in the log.
+ */
+function contractErrors(logger: Logger): MiddlewareObj<unknown, unknown, Error, Context> {
+  return {
+    onError: (request) => {
+      const error = toManageError(request.error);
+      if (error.name === 'InternalError') {
+        logger.log('error', 'request.internal_error', { error: describeError(error.cause ?? request.error) });
+      }
+      if (isHttpEvent(request.event)) {
+        request.response = errorResponse(error);
+        return;
+      }
+      // Lambda returns the stack to the invoker; ours says nothing they need.
+      error.stack = `${error.name}: ${error.message}`;
+      request.error = error;
+    },
+  };
+}

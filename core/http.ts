@@ -1,0 +1,251 @@
+/**
+ * The HTTP side: API Gateway HTTP API (payload 2.0) and REST (v1) events in,
+ * JSON responses out. Order of checks (CONTRACT §2): route (404/405), then the
+ * token (401), and only then the body and the command.
+ */
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import type { ManageConfig } from './config.js';
+import type { TokenVerifier } from './auth/verifier.js';
+import type { TokenActor } from './auth/verifier.js';
+import {
+  InvalidRequest,
+  MethodNotAllowed,
+  NotFound,
+  PayloadTooLarge,
+  Unauthorized,
+  UnsupportedMediaType,
+  errorBody,
+  type ManageError,
+} from './errors.js';
+import type { ExecutionSource } from './audit/store.js';
+import type { Pipeline } from './pipeline.js';
+
+export type HttpEvent = APIGatewayProxyEventV2 | APIGatewayProxyEvent;
+
+export interface HttpResponse {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** A request as both payload versions describe it. */
+interface HttpRequest {
+  method: string;
+  path: string;
+  /** Lower-cased names. */
+  headers: Record<string, string>;
+  /** Every Authorization value received, to refuse more than one. */
+  authorizations: string[];
+  query: Record<string, string>;
+  body?: Buffer;
+  source: ExecutionSource;
+}
+
+type Route =
+  | { kind: 'run'; command: string }
+  | { kind: 'listCommands' }
+  | { kind: 'listExecutions' }
+  | { kind: 'getExecution'; executionId: string };
+
+export const httpDefaults = {
+  /** Time kept back from the Lambda's remaining time to write the outcome and answer. */
+  responseMarginMs: 1500,
+} as const;
+
+/** True for API Gateway proxy events of either payload version. */
+export function isHttpEvent(event: unknown): event is HttpEvent {
+  if (typeof event !== 'object' || event === null || !('requestContext' in event)) return false;
+  return 'rawPath' in event || 'httpMethod' in event;
+}
+
+export class HttpAdapter {
+  constructor(
+    private readonly deps: { config: ManageConfig; verifier: TokenVerifier; pipeline: Pipeline },
+  ) {}
+
+  /** Answers one request; throws a ManageError that {@link errorResponse} turns into the response. */
+  async handle(event: HttpEvent, context: Context): Promise<HttpResponse> {
+    const request = normalize(event);
+    const route = resolveRoute(request.method, request.path);
+    const actor = await this.authenticate(request);
+    const { pipeline } = this.deps;
+    switch (route.kind) {
+      case 'run': {
+        const body = this.parseRunBody(request);
+        const remaining = context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
+        const response = await pipeline.execute({
+          command: route.command,
+          data: body.data,
+          dryRun: body.dryRun,
+          actor,
+          source: request.source,
+          maxTimeMs: Math.min(this.deps.config.httpTimeLimitMs, remaining - httpDefaults.responseMarginMs),
+        });
+        return json(200, response);
+      }
+      case 'listCommands':
+        return json(200, { commands: await pipeline.listCommands(actor) });
+      case 'listExecutions':
+        return json(200, await pipeline.listExecutions(actor, request.query));
+      case 'getExecution':
+        return json(200, await pipeline.getExecution(route.executionId, actor));
+    }
+  }
+
+  private async authenticate(request: HttpRequest): Promise<TokenActor> {
+    if (request.authorizations.length !== 1) throw new Unauthorized();
+    const match = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *$/i.exec(request.authorizations[0]!);
+    if (!match) throw new Unauthorized();
+    return this.deps.verifier.verify(match[1]!);
+  }
+
+  private parseRunBody(request: HttpRequest): { data: Record<string, unknown>; dryRun: boolean } {
+    const raw = request.body;
+    if (raw && raw.length > this.deps.config.maxBodyBytes) {
+      throw new PayloadTooLarge(`The body is larger than ${this.deps.config.maxBodyBytes} bytes.`);
+    }
+    if (!raw || raw.length === 0) return { data: {}, dryRun: false };
+    const contentType = request.headers['content-type'];
+    if (contentType !== undefined && !isJsonMediaType(contentType)) {
+      throw new UnsupportedMediaType('The body must be JSON (Content-Type: application/json).');
+    }
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    } catch {
+      throw new InvalidRequest('The body is not valid UTF-8.');
+    }
+    if (text.trim() === '') return { data: {}, dryRun: false };
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new InvalidRequest('The body is not valid JSON.');
+    }
+    return parseRunPayload(body);
+  }
+}
+
+/** `{ data?, dryRun? }` and nothing else. */
+function parseRunPayload(body: unknown): { data: Record<string, unknown>; dryRun: boolean } {
+  if (!isPlainObject(body)) throw new InvalidRequest('The body must be a JSON object.');
+  const unknownKeys = Object.keys(body).filter((key) => key !== 'data' && key !== 'dryRun');
+  if (unknownKeys.length > 0) {
+    throw new InvalidRequest(`Unknown top-level key(s): ${unknownKeys.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 64))).join(', ')}; only "data" and "dryRun" are accepted.`);
+  }
+  const { data = {}, dryRun = false } = body;
+  if (!isPlainObject(data)) throw new InvalidRequest('"data" must be a JSON object.');
+  if (typeof dryRun !== 'boolean') throw new InvalidRequest('"dryRun" must be true or false.');
+  return { data, dryRun };
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isJsonMediaType(contentType: string): boolean {
+  const type = contentType.split(';')[0]!.trim().toLowerCase();
+  return type === 'application/json' || /^application\/[a-z0-9.+-]+\+json$/.test(type);
+}
+
+const EXECUTION_ID_SEGMENT = /^[0-9A-Za-z]{1,64}$/;
+
+/** Routes by path alone; a route that exists with another method is a 405, anything else a 404. */
+function resolveRoute(method: string, path: string): Route {
+  const segments = path.split('/').filter(Boolean);
+  const base = segments.indexOf('__manage__');
+  // At most one segment (an API Gateway stage) may stand before the base.
+  if (base < 0 || base > 1) throw new NotFound('No such route.');
+  const rest = segments.slice(base + 1).map(decodeSegment);
+  const only = (allowed: string, route: Route): Route => {
+    if (method !== allowed) throw new MethodNotAllowed([allowed]);
+    return route;
+  };
+  if (rest.length === 0) return only('GET', { kind: 'listCommands' });
+  if (rest.length === 1 && rest[0] === 'executions' && method === 'GET') return { kind: 'listExecutions' };
+  if (rest.length === 1) return only('POST', { kind: 'run', command: rest[0]! });
+  if (rest.length === 2 && rest[0] === 'executions' && EXECUTION_ID_SEGMENT.test(rest[1]!)) {
+    return only('GET', { kind: 'getExecution', executionId: rest[1]! });
+  }
+  throw new NotFound('No such route.');
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+function normalize(event: HttpEvent): HttpRequest {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(event.headers ?? {})) {
+    if (typeof value === 'string') headers[name.toLowerCase()] = value;
+  }
+  const authorizations = authorizationValues(event, headers);
+  const body =
+    typeof event.body === 'string' ? Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8') : undefined;
+  const query: Record<string, string> = {};
+  for (const [name, value] of Object.entries(event.queryStringParameters ?? {})) {
+    if (typeof value === 'string') query[name] = value;
+  }
+
+  if ('rawPath' in event) {
+    const http = event.requestContext?.http;
+    return {
+      method: (http?.method ?? 'GET').toUpperCase(),
+      path: event.rawPath,
+      headers,
+      authorizations,
+      query,
+      ...(body ? { body } : {}),
+      source: source(http?.sourceIp, http?.userAgent ?? headers['user-agent'], event.requestContext?.requestId),
+    };
+  }
+  const identity = event.requestContext?.identity;
+  return {
+    method: (event.httpMethod ?? 'GET').toUpperCase(),
+    path: event.path ?? '/',
+    headers,
+    authorizations,
+    query,
+    ...(body ? { body } : {}),
+    source: source(identity?.sourceIp, identity?.userAgent ?? headers['user-agent'], event.requestContext?.requestId),
+  };
+}
+
+/** v2 joins repeated headers with commas; v1 lists them. Either way more than one value is refused later. */
+function authorizationValues(event: HttpEvent, headers: Record<string, string>): string[] {
+  if ('multiValueHeaders' in event && event.multiValueHeaders) {
+    for (const [name, values] of Object.entries(event.multiValueHeaders)) {
+      if (name.toLowerCase() === 'authorization' && values) return values.filter((v): v is string => typeof v === 'string');
+    }
+  }
+  const value = headers['authorization'];
+  if (value === undefined) return [];
+  return value.includes(',') ? value.split(',') : [value];
+}
+
+function source(ip: string | undefined, userAgent: string | undefined, requestId: string | undefined): ExecutionSource {
+  return {
+    channel: 'http',
+    ...(ip ? { ip } : {}),
+    ...(userAgent ? { userAgent: userAgent.slice(0, 256) } : {}),
+    ...(requestId ? { requestId } : {}),
+  };
+}
+
+const JSON_HEADERS = {
+  'content-type': 'application/json; charset=utf-8',
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+};
+
+export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResponse {
+  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
+}
+
+export function errorResponse(error: ManageError): HttpResponse {
+  return json(error.status, errorBody(error), error.headers());
+}

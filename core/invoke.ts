@@ -1,0 +1,62 @@
+/**
+ * Direct invocation (CONTRACT §3): Step Functions tasks and `aws lambda invoke`.
+ * IAM is the authentication; the event names the actor to record.
+ */
+import type { Context } from 'aws-lambda';
+import { InvalidRequest } from './errors.js';
+import { isPlainObject } from './http.js';
+import type { ExecutionResponse, Pipeline } from './pipeline.js';
+
+export interface InvokeEvent {
+  command: string;
+  data?: Record<string, unknown>;
+  dryRun?: boolean;
+  idempotencyKey?: string;
+  actor?: string;
+}
+
+export const invokeDefaults = {
+  /** Recorded when the invoker names no actor. */
+  actor: 'lambda:invoke',
+  /** Time kept back from the Lambda's remaining time to write the outcome and return. */
+  responseMarginMs: 1500,
+  maxActorLength: 256,
+} as const;
+
+const EVENT_KEYS = new Set(['command', 'data', 'dryRun', 'idempotencyKey', 'actor']);
+
+export class InvokeAdapter {
+  constructor(private readonly deps: { pipeline: Pipeline }) {}
+
+  async handle(event: unknown, context: Context): Promise<ExecutionResponse> {
+    const request = parseInvokeEvent(event);
+    const remaining = context?.getRemainingTimeInMillis?.() ?? 900_000;
+    return this.deps.pipeline.execute({
+      command: request.command,
+      data: request.data ?? {},
+      dryRun: request.dryRun ?? false,
+      actor: { kind: 'invoke', name: request.actor ?? invokeDefaults.actor },
+      source: { channel: 'invoke', ...(context?.awsRequestId ? { requestId: context.awsRequestId } : {}) },
+      maxTimeMs: remaining - invokeDefaults.responseMarginMs,
+    });
+  }
+}
+
+export function parseInvokeEvent(event: unknown): InvokeEvent {
+  if (!isPlainObject(event)) throw new InvalidRequest('The event must be a JSON object with a "command".');
+  const unknownKeys = Object.keys(event).filter((key) => !EVENT_KEYS.has(key));
+  if (unknownKeys.length > 0) {
+    throw new InvalidRequest(`Unknown event key(s): ${unknownKeys.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 64))).join(', ')}.`);
+  }
+  const { command, data, dryRun, idempotencyKey, actor } = event;
+  if (typeof command !== 'string' || command === '') throw new InvalidRequest('"command" must be a non-empty string.');
+  if (data !== undefined && !isPlainObject(data)) throw new InvalidRequest('"data" must be a JSON object.');
+  if (dryRun !== undefined && typeof dryRun !== 'boolean') throw new InvalidRequest('"dryRun" must be true or false.');
+  if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || idempotencyKey === '' || idempotencyKey.length > 256)) {
+    throw new InvalidRequest('"idempotencyKey" must be a string of 1 to 256 characters.');
+  }
+  if (actor !== undefined && (typeof actor !== 'string' || actor === '' || actor.length > invokeDefaults.maxActorLength)) {
+    throw new InvalidRequest(`"actor" must be a string of 1 to ${invokeDefaults.maxActorLength} characters.`);
+  }
+  return event as unknown as InvokeEvent;
+}

@@ -1,0 +1,45 @@
+/** A real DynamoDB API on loopback (dynalite), with the audit table created. */
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import dynalite from 'dynalite';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { auditTableDefinition } from '../../core/audit/table.js';
+
+// The SDK wants credentials even for a local endpoint; these reach nothing real.
+process.env.AWS_ACCESS_KEY_ID ??= 'test';
+process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
+process.env.AWS_REGION ??= 'us-east-1';
+
+export interface TestDynamo {
+  endpoint: string;
+  tableName: string;
+  client: DynamoDBClient;
+  /** Stops answering: the port is closed. */
+  stop(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startDynalite(tableName = 'mm-test-audit'): Promise<TestDynamo> {
+  const server: Server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = new DynamoDBClient({ endpoint, region: 'us-east-1', maxAttempts: 1 });
+  await client.send(new CreateTableCommand(auditTableDefinition(tableName)));
+  let closed = false;
+  const stop = async () => {
+    if (closed) return;
+    closed = true;
+    server.closeAllConnections?.();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  return {
+    endpoint,
+    tableName,
+    client,
+    stop,
+    close: async () => {
+      client.destroy();
+      await stop();
+    },
+  };
+}
