@@ -43,12 +43,23 @@ export interface ManageConfig {
   approval: ReadonlyMap<string, string[]>;
   /** Default 86400. */
   idempotencyTtlSeconds: number;
+  /** Mutable state: idempotency keys, leases, pending approvals (`MANAGE_STATE_TABLE`, default `<audit table>-state`). */
+  stateTable: string;
+  /** How long a request waits for approval before it expires (`MANAGE_APPROVAL_TTL_SECONDS`, default 3600). */
+  approvalTtlSeconds: number;
+  /**
+   * Keys the audit's hash chains and the HMACs of sensitive arguments
+   * (`MANAGE_AUDIT_HMAC_KEY`, at least 32 characters). Without it the chains
+   * are plain SHA-256: they show accidental edits, not a forger's.
+   */
+  auditHmacKey?: Buffer;
 }
 
 export const configDefaults = {
   maxBodyBytes: 65536,
   httpTimeLimitMs: 28000,
   idempotencyTtlSeconds: 86400,
+  approvalTtlSeconds: 3600,
   cognitoTokenUse: 'access',
   region: 'us-east-1',
 } as const;
@@ -93,6 +104,11 @@ export function loadConfig(env: Environment, knownCommands: Iterable<string>): M
   const auditTable = text(env, 'MANAGE_AUDIT_TABLE');
   if (!auditTable) throw new ConfigError('MANAGE_AUDIT_TABLE', 'is required: the DynamoDB table of the audit trail');
 
+  const hmacKey = text(env, 'MANAGE_AUDIT_HMAC_KEY');
+  if (hmacKey !== undefined && hmacKey.length < 32) {
+    throw new ConfigError('MANAGE_AUDIT_HMAC_KEY', 'must be at least 32 characters (e.g. 32 random bytes, base64)');
+  }
+
   const dynamoEndpoint = text(env, 'AWS_ENDPOINT_URL_DYNAMODB');
   if (dynamoEndpoint) url(dynamoEndpoint, 'AWS_ENDPOINT_URL_DYNAMODB');
 
@@ -110,6 +126,9 @@ export function loadConfig(env: Environment, knownCommands: Iterable<string>): M
     exclusive: new Set(commandNames(env, 'MANAGE_EXCLUSIVE', known)),
     approval: groupMap(env, 'MANAGE_APPROVAL', known),
     idempotencyTtlSeconds: integer(env, 'MANAGE_IDEMPOTENCY_TTL_SECONDS', configDefaults.idempotencyTtlSeconds, 1, 366 * 86400),
+    stateTable: text(env, 'MANAGE_STATE_TABLE') ?? `${auditTable}-state`,
+    approvalTtlSeconds: integer(env, 'MANAGE_APPROVAL_TTL_SECONDS', configDefaults.approvalTtlSeconds, 1, 30 * 86400),
+    ...(hmacKey ? { auditHmacKey: Buffer.from(hmacKey, 'utf8') } : {}),
   };
 }
 

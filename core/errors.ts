@@ -183,3 +183,22 @@ export function errorBody(error: ManageError): { error: Record<string, unknown> 
 export function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}…`;
 }
+
+/** Rebuilds an error remembered under an idempotency key, so a retry gets the first outcome. */
+export function errorFromCode(code: string, message: string, executionId?: string): ManageError {
+  const options = executionId ? { executionId } : undefined;
+  switch (code) {
+    case 'CommandFailed':
+      return new CommandFailed(message, options);
+    case 'CommandTimedOut':
+      return new CommandTimedOut(message, options);
+    case 'InvalidRequest':
+      return new InvalidRequest(message, options);
+    case 'Forbidden':
+      return new Forbidden(message, options);
+    case 'Conflict':
+      return Object.assign(new Conflict(message), options);
+    default:
+      return Object.assign(new InternalError(), options);
+  }
+}

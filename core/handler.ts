@@ -12,6 +12,8 @@ import { toManageError } from './errors.js';
 import { createTokenVerifier, type TokenVerifier } from './auth/verifier.js';
 import { DynamoAuditStore } from './audit/dynamodb.js';
 import type { AuditStore } from './audit/store.js';
+import { DynamoStateStore } from './state/dynamodb.js';
+import type { StateStore } from './state/store.js';
 import { HttpAdapter, errorResponse, isHttpEvent } from './http.js';
 import { InvokeAdapter } from './invoke.js';
 import { createLogger, describeError, type Logger } from './log.js';
@@ -21,6 +23,8 @@ export interface ManageHandlerOptions {
   commands: Readonly<Record<string, CommandLoader>>;
   /** Default: DynamoDB at the configured table and endpoint. */
   audit?: AuditStore;
+  /** Default: DynamoDB at the configured state table. */
+  state?: StateStore;
   /** Default: aws-jwt-verify for the configured issuers. */
   verifier?: TokenVerifier;
   /** How the default verifier fetches JWKS documents. */
@@ -31,16 +35,14 @@ export interface ManageHandlerOptions {
 
 export function createManageHandler(config: ManageConfig, options: ManageHandlerOptions) {
   const logger = options.logger ?? createLogger();
+  const dynamo = { region: config.region, ...(config.dynamoEndpoint ? { endpoint: config.dynamoEndpoint } : {}) };
   const audit =
     options.audit ??
-    new DynamoAuditStore({
-      tableName: config.auditTable,
-      region: config.region,
-      ...(config.dynamoEndpoint ? { endpoint: config.dynamoEndpoint } : {}),
-    });
+    new DynamoAuditStore({ ...dynamo, tableName: config.auditTable, ...(config.auditHmacKey ? { hashKey: config.auditHmacKey } : {}) });
+  const state = options.state ?? new DynamoStateStore({ ...dynamo, tableName: config.stateTable });
   const verifier =
     options.verifier ?? createTokenVerifier(config, options.jwksFetcher ? { fetcher: options.jwksFetcher } : {});
-  const pipeline = new Pipeline({ config, audit, commands: options.commands, logger, ...(options.now ? { now: options.now } : {}) });
+  const pipeline = new Pipeline({ config, audit, state, commands: options.commands, logger, ...(options.now ? { now: options.now } : {}) });
   const http = new HttpAdapter({ config, verifier, pipeline });
   const invoke = new InvokeAdapter({ pipeline });
 

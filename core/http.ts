@@ -45,7 +45,9 @@ type Route =
   | { kind: 'run'; command: string }
   | { kind: 'listCommands' }
   | { kind: 'listExecutions' }
-  | { kind: 'getExecution'; executionId: string };
+  | { kind: 'getExecution'; executionId: string }
+  | { kind: 'decide'; executionId: string; decision: 'approved' | 'rejected' }
+  | { kind: 'verifyAudit' };
 
 export const httpDefaults = {
   /** Time kept back from the Lambda's remaining time to write the outcome and answer. */
@@ -69,20 +71,33 @@ export class HttpAdapter {
     const route = resolveRoute(request.method, request.path);
     const actor = await this.authenticate(request);
     const { pipeline } = this.deps;
+    const remaining = context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
+    const maxTimeMs = Math.min(this.deps.config.httpTimeLimitMs, remaining - httpDefaults.responseMarginMs);
     switch (route.kind) {
       case 'run': {
-        const body = this.parseRunBody(request);
-        const remaining = context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
+        const body = parseRunPayload(this.readJsonBody(request));
+        const idempotencyKey = idempotencyKeyOf(request.headers);
         const response = await pipeline.execute({
           command: route.command,
           data: body.data,
           dryRun: body.dryRun,
           actor,
           source: request.source,
-          maxTimeMs: Math.min(this.deps.config.httpTimeLimitMs, remaining - httpDefaults.responseMarginMs),
+          maxTimeMs,
+          ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
         });
-        return json(200, response);
+        return json(response.status === 'awaiting_approval' || response.status === 'accepted' ? 202 : 200, response);
       }
+      case 'decide': {
+        const body = this.readJsonBody(request);
+        if (!isPlainObject(body) || Object.keys(body).some((key) => key !== 'planDigest') || !['string', 'undefined'].includes(typeof body.planDigest)) {
+          throw new InvalidRequest('The body may only hold "planDigest", a string.');
+        }
+        const planDigest = body.planDigest as string | undefined;
+        return json(200, await pipeline.decide(route.executionId, actor, route.decision, { maxTimeMs, ...(planDigest ? { planDigest } : {}) }));
+      }
+      case 'verifyAudit':
+        return json(200, await pipeline.verifyAudit(actor, request.query));
       case 'listCommands':
         return json(200, { commands: await pipeline.listCommands(actor) });
       case 'listExecutions':
@@ -99,12 +114,13 @@ export class HttpAdapter {
     return this.deps.verifier.verify(match[1]!);
   }
 
-  private parseRunBody(request: HttpRequest): { data: Record<string, unknown>; dryRun: boolean } {
+  /** The body as JSON; an empty body is `{}`. */
+  private readJsonBody(request: HttpRequest): unknown {
     const raw = request.body;
     if (raw && raw.length > this.deps.config.maxBodyBytes) {
       throw new PayloadTooLarge(`The body is larger than ${this.deps.config.maxBodyBytes} bytes.`);
     }
-    if (!raw || raw.length === 0) return { data: {}, dryRun: false };
+    if (!raw || raw.length === 0) return {};
     const contentType = request.headers['content-type'];
     if (contentType !== undefined && !isJsonMediaType(contentType)) {
       throw new UnsupportedMediaType('The body must be JSON (Content-Type: application/json).');
@@ -115,15 +131,25 @@ export class HttpAdapter {
     } catch {
       throw new InvalidRequest('The body is not valid UTF-8.');
     }
-    if (text.trim() === '') return { data: {}, dryRun: false };
-    let body: unknown;
+    if (text.trim() === '') return {};
     try {
-      body = JSON.parse(text);
+      return JSON.parse(text);
     } catch {
       throw new InvalidRequest('The body is not valid JSON.');
     }
-    return parseRunPayload(body);
   }
+}
+
+/** Printable ASCII, as a client would generate (a UUID, a ULID, a job id). */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,256}$/;
+
+function idempotencyKeyOf(headers: Record<string, string>): string | undefined {
+  const key = headers['idempotency-key'];
+  if (key === undefined) return undefined;
+  if (!IDEMPOTENCY_KEY.test(key.trim())) {
+    throw new InvalidRequest('Idempotency-Key must be 1 to 256 printable ASCII characters.');
+  }
+  return key.trim();
 }
 
 /** `{ data?, dryRun? }` and nothing else. */
@@ -166,6 +192,10 @@ function resolveRoute(method: string, path: string): Route {
   if (rest.length === 1) return only('POST', { kind: 'run', command: rest[0]! });
   if (rest.length === 2 && rest[0] === 'executions' && EXECUTION_ID_SEGMENT.test(rest[1]!)) {
     return only('GET', { kind: 'getExecution', executionId: rest[1]! });
+  }
+  if (rest.length === 2 && rest[0] === 'audit' && rest[1] === 'verify') return only('GET', { kind: 'verifyAudit' });
+  if (rest.length === 3 && rest[0] === 'executions' && EXECUTION_ID_SEGMENT.test(rest[1]!) && (rest[2] === 'approve' || rest[2] === 'reject')) {
+    return only('POST', { kind: 'decide', executionId: rest[1]!, decision: rest[2] === 'approve' ? 'approved' : 'rejected' });
   }
   throw new NotFound('No such route.');
 }

@@ -5,7 +5,7 @@
 import type { Context } from 'aws-lambda';
 import { InvalidRequest } from './errors.js';
 import { isPlainObject } from './http.js';
-import type { ExecutionResponse, Pipeline } from './pipeline.js';
+import type { ExecuteResult, Pipeline } from './pipeline.js';
 
 export interface InvokeEvent {
   command: string;
@@ -28,7 +28,7 @@ const EVENT_KEYS = new Set(['command', 'data', 'dryRun', 'idempotencyKey', 'acto
 export class InvokeAdapter {
   constructor(private readonly deps: { pipeline: Pipeline }) {}
 
-  async handle(event: unknown, context: Context): Promise<ExecutionResponse> {
+  async handle(event: unknown, context: Context): Promise<ExecuteResult> {
     const request = parseInvokeEvent(event);
     const remaining = context?.getRemainingTimeInMillis?.() ?? 900_000;
     return this.deps.pipeline.execute({
@@ -38,6 +38,7 @@ export class InvokeAdapter {
       actor: { kind: 'invoke', name: request.actor ?? invokeDefaults.actor },
       source: { channel: 'invoke', ...(context?.awsRequestId ? { requestId: context.awsRequestId } : {}) },
       maxTimeMs: remaining - invokeDefaults.responseMarginMs,
+      ...(request.idempotencyKey !== undefined ? { idempotencyKey: request.idempotencyKey } : {}),
     });
   }
 }

@@ -13,20 +13,27 @@ import {
   CommandFailed,
   CommandNotAllowed,
   CommandTimedOut,
+  Conflict,
   Forbidden,
   InternalError,
   InvalidRequest,
   NotFound,
+  errorFromCode,
+  toManageError,
   truncate,
 } from './errors.js';
 import { EXECUTION_ID_PATTERN, newExecutionId } from './ids.js';
 import { describeError, type Logger } from './log.js';
 import { auditLimits, capJson, redactArguments, scrubValue, secretScrubber } from './redact.js';
 import { validateArguments } from './validation.js';
+import { CommandLeases, IdempotencyKeys, planDigest } from './rails.js';
+import type { StateStore } from './state/store.js';
+import { argumentHmac, verifyChain } from './audit/chain.js';
 import {
   InvalidCursorError,
   actorKey,
   type AttemptRecord,
+  type AuditEntry,
   type AuditStore,
   type ExecutionRecord,
   type ExecutionSource,
@@ -42,6 +49,8 @@ export interface ExecutionRequest {
   source: ExecutionSource;
   /** The transport's own bound on the run (HTTP window, Lambda time left); the command's limit may be lower. */
   maxTimeMs: number;
+  /** A retry with the same key, actor and command returns the first outcome instead of running again. */
+  idempotencyKey?: string;
 }
 
 /** The 200 body of CONTRACT §2, and what a direct invocation returns. */
@@ -58,15 +67,44 @@ export interface ExecutionResponse {
   auditRecorded?: false;
 }
 
+/** The 202 body: the execution exists and waits (for an approver, or for its worker). */
+export interface PendingResponse {
+  executionId: string;
+  command: string;
+  status: 'awaiting_approval' | 'accepted';
+  requestedAt: string;
+  /** Until when an approval may come. */
+  expiresAt?: string;
+  /** What the approver approves: this command with exactly these arguments. */
+  planDigest?: string;
+  approvers?: string[];
+}
+
+export type ExecuteResult = ExecutionResponse | PendingResponse;
+
+/** The answer to an approval decision that rejected the request. */
+export interface RejectedResponse {
+  executionId: string;
+  command: string;
+  status: 'rejected';
+  decidedBy: string;
+  decidedAt: string;
+}
+
 export interface CommandSummary {
   name: string;
   description: string;
   schema: unknown;
+  timeLimitMs: number;
+  exclusive: boolean;
+  dryRun: boolean;
+  approvers?: string[];
 }
 
 export interface PipelineDependencies {
   config: ManageConfig;
   audit: AuditStore;
+  state: StateStore;
   commands: Readonly<Record<string, CommandLoader>>;
   logger: Logger;
   now?: () => number;
@@ -75,63 +113,298 @@ export interface PipelineDependencies {
 export const pipelineDefaults = {
   /** Delays before each try of the outcome write: it must not be lost to one throttle. */
   outcomeRetryDelaysMs: [0, 100, 400],
+  /** A lease outlives its run's time limit by this much, then frees itself if the holder died. */
+  leaseMarginMs: 5000,
   listLimit: 20,
   maxListLimit: 100,
 } as const;
 
+/** What a deferred run (awaiting approval) needs later: kept in the state store, not the audit. */
+interface PendingRun {
+  command: string;
+  args: Record<string, unknown>;
+  planDigest: string;
+  requester: Actor;
+  approvers: string[];
+}
+
 const COMMAND_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const pendingKey = (executionId: string) => `PENDING#${executionId}`;
 
 export class Pipeline {
   private readonly loaded = new Map<string, Promise<Command>>();
   private readonly now: () => number;
+  private readonly idempotency: IdempotencyKeys;
+  private readonly leases: CommandLeases;
 
   constructor(private readonly deps: PipelineDependencies) {
     this.now = deps.now ?? Date.now;
+    this.idempotency = new IdempotencyKeys(deps.state, deps.config.idempotencyTtlSeconds * 1000, this.now);
+    this.leases = new CommandLeases(deps.state, this.now);
   }
 
   /** Run one command for an authenticated actor. Throws a ManageError on every refusal or failure. */
-  async execute(request: ExecutionRequest): Promise<ExecutionResponse> {
+  async execute(request: ExecutionRequest): Promise<ExecuteResult> {
     const command = await this.allowedCommand(request.command);
     this.authorize(command, request.actor);
     const args = validateArguments(command.args, request.data);
     if (request.dryRun && !command.plan) {
       throw new InvalidRequest(`Command "${command.name}" has no dry run: it declares no plan.`);
     }
+    const executionId = newExecutionId(this.now());
+    if (request.idempotencyKey === undefined) return this.start(command, args, executionId, request);
 
+    const scope = { actorKey: actorKey(request.actor), command: command.name, key: request.idempotencyKey };
+    const fingerprint = IdempotencyKeys.fingerprint(request.data, request.dryRun);
+    const claim = await this.guardState(() => this.idempotency.claim(scope, fingerprint, executionId));
+    switch (claim.kind) {
+      case 'mismatch':
+        throw new Conflict('This idempotency key was already used with other arguments.');
+      case 'in_flight':
+        throw new Conflict(`A request with this idempotency key is still in progress (execution ${claim.executionId}).`, claim.executionId);
+      case 'replay':
+        if (claim.outcome.kind === 'response') return claim.outcome.body as ExecuteResult;
+        throw Object.assign(errorFromCode(claim.outcome.code, claim.outcome.message, claim.outcome.executionId), claim.outcome.auditRecorded === false ? { auditRecorded: false } : {});
+    }
+
+    try {
+      const result = await this.start(command, args, executionId, request);
+      await this.bestEffort('idempotency.complete_failed', () =>
+        this.idempotency.complete(scope, fingerprint, executionId, { kind: 'response', body: result }),
+      );
+      return result;
+    } catch (error) {
+      const failure = toManageError(error);
+      if (failure.executionId) {
+        // It ran (and failed): a retry must get this failure, not a second run.
+        const remembered = {
+          kind: 'error' as const,
+          code: failure.name,
+          message: failure.message,
+          executionId: failure.executionId,
+          ...(failure.auditRecorded === false ? { auditRecorded: false as const } : {}),
+        };
+        await this.bestEffort('idempotency.complete_failed', () => this.idempotency.complete(scope, fingerprint, executionId, remembered));
+      } else {
+        // It never ran: a retry may run it.
+        await this.bestEffort('idempotency.release_failed', () => this.idempotency.release(scope, executionId));
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * An approver's decision on an execution awaiting approval (two-person rule):
+   * the approver is not the requester and is in one of the command's approver
+   * groups. Approval runs the command now, with the arguments that were requested.
+   */
+  async decide(
+    executionId: string,
+    approver: Actor,
+    decision: 'approved' | 'rejected',
+    options: { planDigest?: string; maxTimeMs: number },
+  ): Promise<ExecutionResponse | RejectedResponse> {
+    if (!EXECUTION_ID_PATTERN.test(executionId)) throw new NotFound('No such execution.');
+    const pending = await this.guardState(() => this.deps.state.get<PendingRun>(pendingKey(executionId)));
+    if (!pending) {
+      const record = await this.readAudit(() => this.deps.audit.getExecution(executionId));
+      if (!record || !(this.mayRead(record, approver) || this.approversOf(record.command).some((g) => inGroups(approver, g)))) {
+        throw new NotFound('No such execution.');
+      }
+      throw new Conflict(`Execution ${executionId} is not awaiting approval: it is ${record.status}.`);
+    }
+    const run = pending.value;
+    if (!run.approvers.some((group) => inGroups(approver, group))) {
+      throw new Forbidden(`Only members of ${run.approvers.join(', ')} may decide on this execution.`);
+    }
+    if (actorKey(approver) === actorKey(run.requester)) {
+      throw new Forbidden('You cannot decide on your own request: a second person must (two-person rule).');
+    }
+    if (options.planDigest !== undefined && options.planDigest !== run.planDigest) {
+      throw new Conflict('The plan you reviewed is not the plan awaiting approval.');
+    }
+    if (planDigest(run.command, run.args) !== run.planDigest) {
+      this.deps.logger.log('error', 'approval.digest_mismatch', { executionId, command: run.command });
+      throw new InternalError();
+    }
+    // The conditional delete is the lock: of two approvers racing, one decides.
+    const consumed = await this.guardState(() => this.deps.state.delete<PendingRun>(pendingKey(executionId), executionId, { liveOnly: true }));
+    if (!consumed) throw new Conflict(`Execution ${executionId} was already decided, or its approval expired.`);
+
+    const decidedAt = new Date(this.now()).toISOString();
+    const logFields = { executionId, command: run.command, actor: actorKey(approver), decision };
+    await this.appendOrRefuse({ kind: 'decision', record: { executionId, command: run.command, decision, by: approver, at: decidedAt } }, logFields);
+    this.deps.logger.log('info', 'approval.decided', logFields);
+    if (decision === 'rejected') {
+      return { executionId, command: run.command, status: 'rejected', decidedBy: actorKey(approver), decidedAt };
+    }
+
+    const command = await this.allowedCommand(run.command);
+    const timeLimitMs = this.timeLimit(command, options.maxTimeMs);
+    return this.runExclusive(command, executionId, timeLimitMs, async () => {
+      const started = this.now();
+      await this.appendOrRefuse(
+        {
+          kind: 'start',
+          record: {
+            executionId,
+            command: command.name,
+            startedAt: new Date(started).toISOString(),
+            deadline: new Date(started + timeLimitMs).toISOString(),
+            timeLimitMs,
+          },
+        },
+        logFields,
+      );
+      return this.runAndRecord(command, run.args, executionId, run.requester, false, timeLimitMs, started);
+    });
+  }
+
+  /** Checks every command's audit chain (auditors only). */
+  async verifyAudit(actor: Actor, query: { command?: string; since?: string }) {
+    if (!this.isAuditor(actor)) throw new Forbidden('Only auditors may verify the audit trail.');
+    if (query.command !== undefined && !COMMAND_NAME.test(query.command)) throw new InvalidRequest('command is not a command name.');
+    if (query.since !== undefined && Number.isNaN(Date.parse(query.since))) throw new InvalidRequest('since must be an ISO-8601 date.');
+    const commands = query.command ? [query.command] : Object.keys(this.deps.commands).sort();
+    const chains = [];
+    for (const command of commands) {
+      chains.push(
+        await this.readAudit(() =>
+          verifyChain(command, this.deps.audit.readChain(command, query.since ? { since: query.since } : {}), {
+            ...(this.deps.config.auditHmacKey ? { key: this.deps.config.auditHmacKey } : {}),
+            fromStart: query.since === undefined,
+          }),
+        ),
+      );
+    }
+    const problems = chains.flatMap((chain) => chain.problems);
+    return { ok: problems.length === 0, keyed: Boolean(this.deps.config.auditHmacKey), chains, problems };
+  }
+
+  private async start(command: Command, args: Record<string, unknown>, executionId: string, request: ExecutionRequest): Promise<ExecuteResult> {
+    const approvers = this.approversOf(command.name, command);
+    if (approvers.length > 0 && !request.dryRun) return this.requestApproval(command, args, executionId, request, approvers);
+
+    const timeLimitMs = this.timeLimit(command, request.maxTimeMs);
+    const started = this.now();
+    const attempt = this.attemptRecord(command, args, executionId, request, {
+      status: request.dryRun ? 'planned' : 'running',
+      started,
+      deadline: started + timeLimitMs,
+      timeLimitMs,
+    });
+    const logFields = { executionId, command: command.name, actor: actorKey(request.actor), channel: request.source.channel };
+    return this.runExclusive(command, executionId, timeLimitMs, async () => {
+      await this.appendOrRefuse({ kind: 'attempt', record: attempt }, logFields);
+      return this.runAndRecord(command, args, executionId, request.actor, request.dryRun, timeLimitMs, started);
+    });
+  }
+
+  private async requestApproval(
+    command: Command,
+    args: Record<string, unknown>,
+    executionId: string,
+    request: ExecutionRequest,
+    approvers: string[],
+  ): Promise<PendingResponse> {
+    const requested = this.now();
+    const expiresAt = requested + this.deps.config.approvalTtlSeconds * 1000;
+    const digest = planDigest(command.name, args);
+    const attempt = this.attemptRecord(command, args, executionId, request, {
+      status: 'awaiting_approval',
+      started: requested,
+      deadline: expiresAt,
+      timeLimitMs: command.timeLimitMs ?? commandDefaults.timeLimitMs,
+      planDigest: digest,
+    });
+    const logFields = { executionId, command: command.name, actor: actorKey(request.actor), channel: request.source.channel };
+    await this.appendOrRefuse({ kind: 'attempt', record: attempt }, logFields);
+    await this.guardState(() =>
+      this.deps.state.create<PendingRun>({
+        pk: pendingKey(executionId),
+        owner: executionId,
+        expiresAt,
+        value: { command: command.name, args, planDigest: digest, requester: request.actor, approvers },
+      }),
+    );
+    this.deps.logger.log('info', 'approval.requested', logFields);
+    return {
+      executionId,
+      command: command.name,
+      status: 'awaiting_approval',
+      requestedAt: attempt.startedAt,
+      expiresAt: attempt.deadline,
+      planDigest: digest,
+      approvers,
+    };
+  }
+
+  private attemptRecord(
+    command: Command,
+    args: Record<string, unknown>,
+    executionId: string,
+    request: ExecutionRequest,
+    timing: { status: ExecutionStatus; started: number; deadline: number; timeLimitMs: number; planDigest?: string },
+  ): AttemptRecord {
     const sensitive = command.sensitive ?? [];
     const scrub = secretScrubber(args, sensitive);
-    const started = this.now();
-    const timeLimitMs = Math.max(1, Math.min(command.timeLimitMs ?? commandDefaults.timeLimitMs, request.maxTimeMs));
-    const attempt: AttemptRecord = {
-      executionId: newExecutionId(started),
+    const key = this.deps.config.auditHmacKey;
+    const argsHmac = key
+      ? Object.fromEntries(sensitive.filter((name) => Object.hasOwn(args, name)).map((name) => [name, argumentHmac(key, command.name, name, args[name])]))
+      : {};
+    return {
+      executionId,
       command: command.name,
-      status: request.dryRun ? 'planned' : 'running',
+      status: timing.status,
       dryRun: request.dryRun,
       actor: request.actor,
       source: request.source,
       args: capJson(scrubValue(redactArguments(args, sensitive), scrub), auditLimits.argsBytes) as Record<string, unknown>,
-      startedAt: new Date(started).toISOString(),
-      deadline: new Date(started + timeLimitMs).toISOString(),
-      timeLimitMs,
+      ...(Object.keys(argsHmac).length ? { argsHmac } : {}),
+      ...(timing.planDigest ? { planDigest: timing.planDigest } : {}),
+      startedAt: new Date(timing.started).toISOString(),
+      deadline: new Date(timing.deadline).toISOString(),
+      timeLimitMs: timing.timeLimitMs,
+      ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey.slice(0, 256) } : {}),
     };
-    const { executionId } = attempt;
-    const logFields = { executionId, command: command.name, actor: actorKey(request.actor), channel: request.source.channel };
+  }
 
-    try {
-      await this.deps.audit.recordAttempt(attempt);
-    } catch (error) {
-      this.deps.logger.log('error', 'audit.attempt_failed', { ...logFields, error: describeError(error) });
-      throw new AuditUnavailable({ cause: error });
+  /** Holds the command's lease around `run` when the command is exclusive. */
+  private async runExclusive<T>(command: Command, executionId: string, timeLimitMs: number, run: () => Promise<T>): Promise<T> {
+    if (!(command.exclusive || this.deps.config.exclusive.has(command.name))) return run();
+    const holder = await this.guardState(() => this.leases.acquire(command.name, executionId, timeLimitMs + pipelineDefaults.leaseMarginMs));
+    if (holder !== undefined) {
+      throw new Conflict(`Command "${command.name}" is exclusive and already running (execution ${holder}).`, holder);
     }
-    this.deps.logger.log('info', 'execution.started', { ...logFields, dryRun: request.dryRun, timeLimitMs });
+    try {
+      return await run();
+    } finally {
+      await this.bestEffort('lease.release_failed', () => this.leases.release(command.name, executionId));
+    }
+  }
 
-    const run = await this.runWithTimeLimit(command, args, executionId, request.actor, request.dryRun, timeLimitMs);
+  /** Runs the command under its time limit and records the outcome; the attempt (or start) is already recorded. */
+  private async runAndRecord(
+    command: Command,
+    args: Record<string, unknown>,
+    executionId: string,
+    actor: Actor,
+    dryRun: boolean,
+    timeLimitMs: number,
+    started: number,
+  ): Promise<ExecutionResponse> {
+    const scrub = secretScrubber(args, command.sensitive ?? []);
+    const logFields = { executionId, command: command.name, actor: actorKey(actor) };
+    this.deps.logger.log('info', 'execution.started', { ...logFields, dryRun, timeLimitMs });
+
+    const run = await this.runWithTimeLimit(command, args, executionId, actor, dryRun, timeLimitMs);
     const finished = this.now();
     const output = run.output.map((line) => truncate(scrub(line), auditLimits.outputLineChars));
     const result = scrubValue(run.result, scrub);
     const errorMessage = run.error === undefined ? undefined : truncate(scrub(run.error), auditLimits.errorMessageChars);
     const outcome: OutcomeRecord = {
       executionId,
+      command: command.name,
       status: run.status,
       finishedAt: new Date(finished).toISOString(),
       durationMs: finished - started,
@@ -163,10 +436,10 @@ export class Pipeline {
       status: run.status,
       result,
       output,
-      startedAt: attempt.startedAt,
+      startedAt: new Date(started).toISOString(),
       finishedAt: outcome.finishedAt,
       durationMs: outcome.durationMs,
-      ...(request.dryRun ? { dryRun: true as const } : {}),
+      ...(dryRun ? { dryRun: true as const } : {}),
       ...(auditRecorded ? {} : { auditRecorded: false as const }),
     };
   }
@@ -176,9 +449,17 @@ export class Pipeline {
     const summaries: CommandSummary[] = [];
     for (const name of [...this.deps.config.allowList].sort()) {
       const command = await this.allowedCommand(name);
-      if (this.mayRun(command, actor)) {
-        summaries.push({ name, description: command.description, schema: command.args });
-      }
+      if (!this.mayRun(command, actor)) continue;
+      const approvers = this.approversOf(name, command);
+      summaries.push({
+        name,
+        description: command.description,
+        schema: command.args,
+        timeLimitMs: command.timeLimitMs ?? commandDefaults.timeLimitMs,
+        exclusive: Boolean(command.exclusive || this.deps.config.exclusive.has(name)),
+        dryRun: Boolean(command.plan),
+        ...(approvers.length ? { approvers } : {}),
+      });
     }
     return summaries;
   }
@@ -187,9 +468,7 @@ export class Pipeline {
   async getExecution(executionId: string, actor: Actor): Promise<ExecutionRecord> {
     if (!EXECUTION_ID_PATTERN.test(executionId)) throw new NotFound('No such execution.');
     const record = await this.readAudit(() => this.deps.audit.getExecution(executionId));
-    if (!record || !(this.isAuditor(actor) || actorKey(record.actor) === actorKey(actor))) {
-      throw new NotFound('No such execution.');
-    }
+    if (!record || !this.mayRead(record, actor)) throw new NotFound('No such execution.');
     return record;
   }
 
@@ -258,7 +537,48 @@ export class Pipeline {
   }
 
   private isAuditor(actor: Actor): boolean {
-    return actor.kind === 'token' && this.deps.config.auditorGroups.some((group) => actor.groups.includes(group));
+    return this.deps.config.auditorGroups.some((group) => inGroups(actor, group));
+  }
+
+  private mayRead(record: ExecutionRecord, actor: Actor): boolean {
+    return this.isAuditor(actor) || actorKey(record.actor) === actorKey(actor);
+  }
+
+  /** Approver groups: the config's for this command if it names any, else the command's own. */
+  private approversOf(name: string, command?: Command): string[] {
+    return [...(this.deps.config.approval.get(name) ?? command?.approvers ?? [])];
+  }
+
+  private timeLimit(command: Command, maxTimeMs: number): number {
+    return Math.max(1, Math.min(command.timeLimitMs ?? commandDefaults.timeLimitMs, maxTimeMs));
+  }
+
+  /** Writes a record that must exist before anything happens: if it cannot be written, nothing happens. */
+  private async appendOrRefuse(entry: AuditEntry, logFields: Record<string, unknown>): Promise<void> {
+    try {
+      await this.deps.audit.append(entry);
+    } catch (error) {
+      this.deps.logger.log('error', 'audit.append_failed', { ...logFields, kind: entry.kind, error: describeError(error) });
+      throw new AuditUnavailable({ cause: error });
+    }
+  }
+
+  /** The state store guards runs: when it cannot answer, nothing runs (fail closed). */
+  private async guardState<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      this.deps.logger.log('error', 'state.unavailable', { error: describeError(error) });
+      throw new AuditUnavailable({ cause: error, message: 'The state store cannot be reached; the command was not run.' });
+    }
+  }
+
+  private async bestEffort(event: string, operation: () => Promise<unknown>): Promise<void> {
+    try {
+      await operation();
+    } catch (error) {
+      this.deps.logger.log('warn', event, { error: describeError(error) });
+    }
   }
 
   private async readAudit<T>(read: () => Promise<T>): Promise<T> {
@@ -319,7 +639,7 @@ export class Pipeline {
     for (const delay of pipelineDefaults.outcomeRetryDelaysMs) {
       if (delay) await sleep(delay);
       try {
-        await this.deps.audit.recordOutcome(outcome);
+        await this.deps.audit.append({ kind: 'outcome', record: outcome });
         return true;
       } catch (error) {
         lastError = error;
@@ -328,6 +648,10 @@ export class Pipeline {
     this.deps.logger.log('error', 'audit.outcome_failed', { ...logFields, error: describeError(lastError) });
     return false;
   }
+}
+
+function inGroups(actor: Actor, group: string): boolean {
+  return actor.kind === 'token' && actor.groups.includes(group);
 }
 
 function formatPart(part: unknown): string {

@@ -1,26 +1,26 @@
 /**
  * The DynamoDB audit store. Each record is kept as one JSON string (`record`)
  * beside the few attributes DynamoDB indexes: what was written is what is read
- * back, byte for byte, whatever values a command returned (DynamoDB numbers and
- * empty sets would otherwise reshape them).
+ * back, byte for byte, and what the chain hash covers.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { auditKeys } from './table.js';
+import { GENESIS_HASH, chainHash } from './chain.js';
 import {
   InvalidCursorError,
   actorKey,
-  mergeExecution,
-  type AttemptRecord,
+  foldExecution,
+  type AuditEntry,
+  type AuditKind,
   type AuditStore,
+  type ChainedEntry,
   type ExecutionPage,
   type ExecutionQuery,
   type ExecutionRecord,
-  type OutcomeRecord,
 } from './store.js';
 
-export interface DynamoAuditStoreOptions {
-  tableName: string;
+export interface DynamoClientOptions {
   region: string;
   /** e.g. dynalite or DynamoDB Local */
   endpoint?: string;
@@ -28,15 +28,27 @@ export interface DynamoAuditStoreOptions {
   maxAttempts?: number;
   /** Milliseconds; default 2000. */
   requestTimeoutMs?: number;
+}
+
+export interface DynamoAuditStoreOptions extends DynamoClientOptions {
+  tableName: string;
+  /** Keys the chain hashes (HMAC); without it they are plain SHA-256. */
+  hashKey?: Buffer;
   now?: () => number;
 }
 
-const ATTEMPT = 'ATTEMPT';
-const OUTCOME = 'OUTCOME';
-const ALL = 'ALL';
-const partitionOf = (executionId: string) => `EXEC#${executionId}`;
+export const dynamoAuditDefaults = {
+  /** Tries to claim the next sequence number of a chain when others append at the same time. */
+  appendTries: 8,
+  /** Executions whose records are read at once when listing. */
+  listReadConcurrency: 10,
+} as const;
 
-export function createDynamoClient(options: Pick<DynamoAuditStoreOptions, 'region' | 'endpoint' | 'maxAttempts' | 'requestTimeoutMs'>) {
+const ALL = 'ALL';
+const chainPartition = (command: string) => `CHAIN#${command}`;
+const seqKey = (seq: number) => String(seq).padStart(12, '0');
+
+export function createDynamoClient(options: DynamoClientOptions): DynamoDBDocumentClient {
   const client = new DynamoDBClient({
     region: options.region,
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
@@ -49,65 +61,58 @@ export function createDynamoClient(options: Pick<DynamoAuditStoreOptions, 'regio
 export class DynamoAuditStore implements AuditStore {
   private readonly table: string;
   private readonly now: () => number;
+  /** The last head this instance saw per chain: most appends then need no read. */
+  private readonly heads = new Map<string, { seq: number; hash: string }>();
 
   constructor(
-    options: DynamoAuditStoreOptions,
+    private readonly options: DynamoAuditStoreOptions,
     private readonly client: DynamoDBDocumentClient = createDynamoClient(options),
   ) {
     this.table = options.tableName;
     this.now = options.now ?? Date.now;
   }
 
-  async recordAttempt(record: AttemptRecord): Promise<void> {
-    const { indexSort, byActor, byCommand, all } = auditKeys;
-    await this.client.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: {
-          pk: partitionOf(record.executionId),
-          sk: ATTEMPT,
-          [indexSort]: record.executionId,
-          [byActor.partition]: actorKey(record.actor),
-          [byCommand.partition]: record.command,
-          [all.partition]: ALL,
-          status: record.status,
-          startedAt: record.startedAt,
-          record: JSON.stringify(record),
-        },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
-    );
-  }
-
-  async recordOutcome(record: OutcomeRecord): Promise<void> {
-    await this.client.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: {
-          pk: partitionOf(record.executionId),
-          sk: OUTCOME,
-          status: record.status,
-          finishedAt: record.finishedAt,
-          record: JSON.stringify(record),
-        },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
-    );
+  async append(entry: AuditEntry): Promise<void> {
+    const { command, executionId } = entry.record;
+    const recordJson = JSON.stringify(entry.record);
+    let head = this.heads.get(command);
+    for (let attempt = 0; attempt < dynamoAuditDefaults.appendTries; attempt++) {
+      head ??= await this.readHead(command);
+      const seq = head.seq + 1;
+      const hash = chainHash({ command, seq, kind: entry.kind, executionId, recordJson, prevHash: head.hash }, this.options.hashKey);
+      try {
+        await this.client.send(
+          new PutCommand({
+            TableName: this.table,
+            Item: {
+              pk: chainPartition(command),
+              sk: seqKey(seq),
+              seq,
+              kind: entry.kind,
+              executionId,
+              record: recordJson,
+              prevHash: head.hash,
+              hash,
+              ...(entry.kind === 'attempt' ? this.listAttributes(entry.record) : {}),
+            },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        );
+        this.heads.set(command, { seq, hash });
+        return;
+      } catch (error) {
+        if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+        // Someone appended first: read the new head and try the next number.
+        head = undefined;
+        this.heads.delete(command);
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * (attempt + 1)));
+      }
+    }
+    throw new Error(`could not append to the audit chain of "${command}": too much contention`);
   }
 
   async getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
-    const { Items = [] } = await this.client.send(
-      new QueryCommand({
-        TableName: this.table,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': partitionOf(executionId) },
-        ConsistentRead: true,
-      }),
-    );
-    const attempt = Items.find((item) => item.sk === ATTEMPT);
-    if (!attempt) return undefined;
-    const outcome = Items.find((item) => item.sk === OUTCOME);
-    return mergeExecution(parse(attempt), outcome ? parse(outcome) : undefined, this.now());
+    return foldExecution(await this.entriesOf(executionId), this.now());
   }
 
   async listExecutions(query: ExecutionQuery): Promise<ExecutionPage> {
@@ -121,8 +126,8 @@ export class DynamoAuditStore implements AuditStore {
     const filterCommand = query.actorKey && query.command ? query.command : undefined;
 
     let startKey = decodeCursor(query.cursor, partition, value);
-    const attempts: AttemptRecord[] = [];
-    for (let page = 0; page < 10 && attempts.length < query.limit; page++) {
+    const executionIds: string[] = [];
+    for (let page = 0; page < 10 && executionIds.length < query.limit; page++) {
       const response = await this.client.send(
         new QueryCommand({
           TableName: this.table,
@@ -131,50 +136,119 @@ export class DynamoAuditStore implements AuditStore {
           ExpressionAttributeNames: { '#p': partition, ...(filterCommand ? { '#c': byCommand.partition } : {}) },
           ExpressionAttributeValues: { ':p': value, ...(filterCommand ? { ':c': filterCommand } : {}) },
           ...(filterCommand ? { FilterExpression: '#c = :c' } : {}),
+          ProjectionExpression: 'executionId, pk, sk, listSk, #p',
           ScanIndexForward: false,
-          Limit: query.limit - attempts.length,
+          Limit: query.limit - executionIds.length,
           ...(startKey ? { ExclusiveStartKey: startKey } : {}),
         }),
       );
-      attempts.push(...(response.Items ?? []).map((item) => parse<AttemptRecord>(item)));
+      executionIds.push(...(response.Items ?? []).map((item) => String(item.executionId)));
       startKey = response.LastEvaluatedKey;
       if (!startKey) break;
     }
 
-    const outcomes = await this.outcomesOf(attempts.map((attempt) => attempt.executionId));
     const now = this.now();
+    const executions = await mapLimited(executionIds, dynamoAuditDefaults.listReadConcurrency, async (id) =>
+      foldExecution(await this.entriesOf(id), now),
+    );
     return {
-      executions: attempts.map((attempt) => mergeExecution(attempt, outcomes.get(attempt.executionId), now)),
-      ...(startKey ? { cursor: encodeCursor(startKey) } : {}),
+      executions: executions.filter((e): e is ExecutionRecord => e !== undefined),
+      ...(startKey ? { cursor: Buffer.from(JSON.stringify(startKey)).toString('base64url') } : {}),
     };
   }
 
-  private async outcomesOf(executionIds: string[]): Promise<Map<string, OutcomeRecord>> {
-    const outcomes = new Map<string, OutcomeRecord>();
-    let keys: Record<string, unknown>[] = executionIds.map((id) => ({ pk: partitionOf(id), sk: OUTCOME }));
-    for (let round = 0; keys.length > 0 && round < 5; round++) {
+  async *readChain(command: string, options: { since?: string } = {}): AsyncIterable<ChainedEntry> {
+    let startKey: Record<string, unknown> | undefined;
+    const since = options.since ? Date.parse(options.since) : undefined;
+    let started = since === undefined;
+    do {
       const response = await this.client.send(
-        new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys.slice(0, 100), ConsistentRead: true } } }),
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': chainPartition(command) },
+          ConsistentRead: true,
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        }),
       );
-      for (const item of response.Responses?.[this.table] ?? []) {
-        const outcome = parse<OutcomeRecord>(item);
-        outcomes.set(outcome.executionId, outcome);
+      for (const item of response.Items ?? []) {
+        // `since` picks where the walk starts; from there on every record is checked.
+        if (!started && recordTime(item.record) >= since!) started = true;
+        if (!started) continue;
+        yield {
+          kind: item.kind as AuditKind,
+          executionId: String(item.executionId),
+          seq: Number(String(item.sk)),
+          prevHash: String(item.prevHash),
+          hash: String(item.hash),
+          recordJson: String(item.record),
+        };
       }
-      keys = [...(response.UnprocessedKeys?.[this.table]?.Keys ?? []), ...keys.slice(100)];
-    }
-    return outcomes;
+      startKey = response.LastEvaluatedKey;
+    } while (startKey);
+  }
+
+  private listAttributes(record: Extract<AuditEntry, { kind: 'attempt' }>['record']) {
+    const { indexSort, byActor, byCommand, all } = auditKeys;
+    return {
+      [indexSort]: record.executionId,
+      [byActor.partition]: actorKey(record.actor),
+      [byCommand.partition]: record.command,
+      [all.partition]: ALL,
+    };
+  }
+
+  private async readHead(command: string): Promise<{ seq: number; hash: string }> {
+    const { Items = [] } = await this.client.send(
+      new QueryCommand({
+        TableName: this.table,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': chainPartition(command) },
+        ScanIndexForward: false,
+        Limit: 1,
+        ConsistentRead: true,
+      }),
+    );
+    const last = Items[0];
+    return last ? { seq: Number(last.seq), hash: String(last.hash) } : { seq: 0, hash: GENESIS_HASH };
+  }
+
+  private async entriesOf(executionId: string): Promise<AuditEntry[]> {
+    const { Items = [] } = await this.client.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: auditKeys.byExecution.index,
+        KeyConditionExpression: 'executionId = :id',
+        ExpressionAttributeValues: { ':id': executionId },
+      }),
+    );
+    return Items.map((item) => ({ kind: item.kind, record: JSON.parse(String(item.record)) }) as AuditEntry);
   }
 }
 
-function parse<T = AttemptRecord>(item: Record<string, unknown>): T {
-  return JSON.parse(String(item.record)) as T;
+function recordTime(json: unknown): number {
+  try {
+    const record = JSON.parse(String(json));
+    return Date.parse(record.startedAt ?? record.finishedAt ?? record.at ?? '') || 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function mapLimited<T, R>(items: T[], limit: number, map: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await map(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
 /** The cursor is the last key of a page; it is checked so that it can only continue the same query. */
-function encodeCursor(key: Record<string, unknown>): string {
-  return Buffer.from(JSON.stringify(key)).toString('base64url');
-}
-
 function decodeCursor(cursor: string | undefined, partition: string, value: string): Record<string, string> | undefined {
   if (cursor === undefined) return undefined;
   let key: unknown;

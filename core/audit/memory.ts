@@ -1,42 +1,48 @@
 /**
- * An in-memory audit store with the same semantics as the DynamoDB one
- * (conditional writes, newest first), for benchmarks and unit tests.
+ * An in-memory audit store with the DynamoDB store's semantics (per-command
+ * hash chains, newest first), for benchmarks and unit tests.
  */
+import { GENESIS_HASH, chainHash } from './chain.js';
 import {
-  actorKey,
-  mergeExecution,
   InvalidCursorError,
+  actorKey,
+  foldExecution,
   type AttemptRecord,
+  type AuditEntry,
   type AuditStore,
+  type ChainedEntry,
   type ExecutionPage,
   type ExecutionQuery,
   type ExecutionRecord,
-  type OutcomeRecord,
 } from './store.js';
 
 export class MemoryAuditStore implements AuditStore {
-  readonly attempts = new Map<string, AttemptRecord>();
-  readonly outcomes = new Map<string, OutcomeRecord>();
+  readonly chains = new Map<string, ChainedEntry[]>();
+  private readonly byExecution = new Map<string, AuditEntry[]>();
+  private readonly attempts: AttemptRecord[] = [];
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(private readonly options: { hashKey?: Buffer; now?: () => number } = {}) {}
 
-  async recordAttempt(record: AttemptRecord): Promise<void> {
-    if (this.attempts.has(record.executionId)) throw new Error('ConditionalCheckFailed: attempt exists');
-    this.attempts.set(record.executionId, structuredClone(record));
-  }
-
-  async recordOutcome(record: OutcomeRecord): Promise<void> {
-    if (this.outcomes.has(record.executionId)) throw new Error('ConditionalCheckFailed: outcome exists');
-    this.outcomes.set(record.executionId, structuredClone(record));
+  async append(entry: AuditEntry): Promise<void> {
+    const { command, executionId } = entry.record;
+    const chain = this.chains.get(command) ?? [];
+    const prevHash = chain.at(-1)?.hash ?? GENESIS_HASH;
+    const seq = chain.length + 1;
+    const recordJson = JSON.stringify(entry.record);
+    const hash = chainHash({ command, seq, kind: entry.kind, executionId, recordJson, prevHash }, this.options.hashKey);
+    chain.push({ kind: entry.kind, executionId, seq, prevHash, hash, recordJson });
+    this.chains.set(command, chain);
+    const stored = { kind: entry.kind, record: JSON.parse(recordJson) } as AuditEntry;
+    this.byExecution.set(executionId, [...(this.byExecution.get(executionId) ?? []), stored]);
+    if (entry.kind === 'attempt') this.attempts.push(stored.record as AttemptRecord);
   }
 
   async getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
-    const attempt = this.attempts.get(executionId);
-    return attempt && mergeExecution(attempt, this.outcomes.get(executionId), this.now());
+    return foldExecution(this.byExecution.get(executionId) ?? [], this.now());
   }
 
   async listExecutions(query: ExecutionQuery): Promise<ExecutionPage> {
-    const matching = [...this.attempts.values()]
+    const matching = this.attempts
       .filter((a) => (!query.actorKey || actorKey(a.actor) === query.actorKey) && (!query.command || a.command === query.command))
       .sort((a, b) => (a.executionId < b.executionId ? 1 : -1));
     let start = 0;
@@ -46,9 +52,24 @@ export class MemoryAuditStore implements AuditStore {
     }
     const page = matching.slice(start, start + query.limit);
     const more = start + query.limit < matching.length;
+    const executions = await Promise.all(page.map((a) => this.getExecution(a.executionId)));
     return {
-      executions: page.map((a) => mergeExecution(a, this.outcomes.get(a.executionId), this.now())),
+      executions: executions.filter((e): e is ExecutionRecord => e !== undefined),
       ...(more && page.length ? { cursor: page[page.length - 1]!.executionId } : {}),
     };
+  }
+
+  async *readChain(command: string, options: { since?: string } = {}): AsyncIterable<ChainedEntry> {
+    const since = options.since ? Date.parse(options.since) : undefined;
+    let started = since === undefined;
+    for (const entry of this.chains.get(command) ?? []) {
+      const record = JSON.parse(entry.recordJson);
+      if (!started && Date.parse(record.startedAt ?? record.finishedAt ?? record.at) >= since!) started = true;
+      if (started) yield entry;
+    }
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
   }
 }

@@ -1,7 +1,9 @@
 /**
  * The audit trail, behind an interface: DynamoDB in production and the local
- * stack, memory in benchmarks. Records are append-only: an attempt before the
- * command runs, an outcome after; neither is ever overwritten.
+ * stack, memory in benchmarks. Records are append-only and chained: each
+ * command has its own hash chain (so concurrent runs of different commands
+ * never wait on one another), each record carrying its sequence number, the
+ * previous record's hash and its own.
  */
 import type { Actor } from '../command.js';
 
@@ -16,6 +18,15 @@ export type ExecutionStatus =
   | 'expired'
   | 'planned';
 
+export const TERMINAL_STATUSES: ReadonlySet<ExecutionStatus> = new Set([
+  'succeeded',
+  'failed',
+  'timed_out',
+  'rejected',
+  'expired',
+  'planned',
+]);
+
 export interface ExecutionSource {
   channel: 'http' | 'invoke';
   ip?: string;
@@ -23,26 +34,50 @@ export interface ExecutionSource {
   requestId?: string;
 }
 
-/** Written before the command runs; if it cannot be written, the command does not run. */
+/** The first record of an execution: written before anything runs; if it cannot be written, nothing runs. */
 export interface AttemptRecord {
   executionId: string;
   command: string;
-  /** `running`, or `planned` for a dry run. */
+  /** `running`, `planned` (dry run), `awaiting_approval` or `accepted` (runs in a worker). */
   status: ExecutionStatus;
   dryRun: boolean;
   actor: Actor;
   source: ExecutionSource;
   /** The arguments as validated, sensitive fields replaced by `"[REDACTED]"`. */
   args: Record<string, unknown>;
+  /** HMAC-SHA256 of each sensitive argument's value, when an audit key is configured. */
+  argsHmac?: Record<string, string>;
+  /** Binds an approval to exactly these arguments. */
+  planDigest?: string;
   startedAt: string;
-  /** After this instant a run without an outcome has certainly ended: it reads as `timed_out`. */
+  /** After this instant an execution without an outcome has certainly ended: it reads as `timed_out` (or `expired`). */
+  deadline: string;
+  timeLimitMs: number;
+  idempotencyKey?: string;
+}
+
+/** An approver's decision on an execution that awaited approval. */
+export interface DecisionRecord {
+  executionId: string;
+  command: string;
+  decision: 'approved' | 'rejected';
+  by: Actor;
+  at: string;
+}
+
+/** Written right before a deferred run (after approval, or in an async worker) starts. */
+export interface StartRecord {
+  executionId: string;
+  command: string;
+  startedAt: string;
   deadline: string;
   timeLimitMs: number;
 }
 
-/** Written after the command ran (or was refused by its time limit). */
+/** Written after the command ran (or was stopped by its time limit). */
 export interface OutcomeRecord {
   executionId: string;
+  command: string;
   status: ExecutionStatus;
   finishedAt: string;
   durationMs: number;
@@ -51,14 +86,33 @@ export interface OutcomeRecord {
   output: string[];
 }
 
-/** An execution as read back: its attempt, and its outcome if one was recorded. */
+export type AuditEntry =
+  | { kind: 'attempt'; record: AttemptRecord }
+  | { kind: 'decision'; record: DecisionRecord }
+  | { kind: 'start'; record: StartRecord }
+  | { kind: 'outcome'; record: OutcomeRecord };
+
+export type AuditKind = AuditEntry['kind'];
+
+/** An entry as stored in its command's chain, unparsed: what the hash covers. */
+export interface ChainedEntry {
+  kind: AuditKind;
+  executionId: string;
+  seq: number;
+  prevHash: string;
+  hash: string;
+  recordJson: string;
+}
+
+/** An execution as read back: its records folded into one view. */
 export interface ExecutionRecord extends AttemptRecord {
+  requestedAt: string;
+  decision?: { decision: 'approved' | 'rejected'; by: Actor; at: string };
   finishedAt?: string;
   durationMs?: number;
   result?: unknown;
   error?: { code: string; message: string };
   output?: string[];
-  /** False while an outcome is missing although the deadline has passed (the run died). */
   outcomeRecorded: boolean;
 }
 
@@ -77,13 +131,13 @@ export interface ExecutionPage {
 }
 
 export interface AuditStore {
-  /** Conditional put: fails if the execution id exists. Throws on any failure. */
-  recordAttempt(record: AttemptRecord): Promise<void>;
-  /** Conditional put of the one outcome of an execution. Throws on any failure. */
-  recordOutcome(record: OutcomeRecord): Promise<void>;
+  /** Appends to the command's chain. Never overwrites; throws on any failure. */
+  append(entry: AuditEntry): Promise<void>;
   getExecution(executionId: string): Promise<ExecutionRecord | undefined>;
   /** Newest first. */
   listExecutions(query: ExecutionQuery): Promise<ExecutionPage>;
+  /** One command's chain in sequence order, from the first record at or after `sinceSeq`. */
+  readChain(command: string, options?: { since?: string }): AsyncIterable<ChainedEntry>;
 }
 
 /** A cursor that does not decode to what this store issued. */
@@ -96,13 +150,29 @@ export function actorKey(actor: Actor): string {
   return actor.kind === 'token' ? `token ${actor.issuer} ${actor.subject}` : `invoke ${actor.name}`;
 }
 
-/** Merge an attempt and its outcome into what a reader sees. */
-export function mergeExecution(attempt: AttemptRecord, outcome: OutcomeRecord | undefined, now: number): ExecutionRecord {
+/**
+ * Folds an execution's records into what a reader sees. An execution whose
+ * deadline passed with no outcome died (or lost its outcome write): it reads as
+ * `timed_out`, or `expired` if it was never approved.
+ */
+export function foldExecution(entries: AuditEntry[], now: number): ExecutionRecord | undefined {
+  const attempt = entries.find((e): e is Extract<AuditEntry, { kind: 'attempt' }> => e.kind === 'attempt')?.record;
+  if (!attempt) return undefined;
+  const decision = entries.find((e): e is Extract<AuditEntry, { kind: 'decision' }> => e.kind === 'decision')?.record;
+  const start = entries.find((e): e is Extract<AuditEntry, { kind: 'start' }> => e.kind === 'start')?.record;
+  const outcome = entries.find((e): e is Extract<AuditEntry, { kind: 'outcome' }> => e.kind === 'outcome')?.record;
+
+  const view: ExecutionRecord = { ...attempt, requestedAt: attempt.startedAt, outcomeRecorded: Boolean(outcome) };
+  if (decision) view.decision = { decision: decision.decision, by: decision.by, at: decision.at };
+  if (start) Object.assign(view, { startedAt: start.startedAt, deadline: start.deadline, timeLimitMs: start.timeLimitMs, status: 'running' });
+  if (decision?.decision === 'rejected') view.status = 'rejected';
   if (outcome) {
-    const { executionId: _id, ...rest } = outcome;
-    return { ...attempt, ...rest, outcomeRecorded: true };
+    const { executionId: _e, command: _c, ...rest } = outcome;
+    return Object.assign(view, rest);
   }
-  // A run with no outcome past its deadline died (or its outcome write failed): it cannot still be running.
-  const stale = attempt.status === 'running' && Date.parse(attempt.deadline) < now;
-  return { ...attempt, status: stale ? 'timed_out' : attempt.status, outcomeRecorded: false };
+  if (Date.parse(view.deadline) < now) {
+    if (view.status === 'awaiting_approval') view.status = 'expired';
+    else if (view.status === 'running' || view.status === 'accepted') view.status = 'timed_out';
+  }
+  return view;
 }

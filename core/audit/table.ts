@@ -1,40 +1,51 @@
 /**
- * The audit table's key layout. serverless.yml declares the same table for
- * deployment (a test checks that the two agree); the local stack and the tests
- * create it from here.
+ * The key layouts of the two tables. serverless.yml declares the same tables
+ * for deployment (a test checks that they agree); the local stack and the
+ * tests create them from here.
  *
- * Items are append-only: an execution is one `ATTEMPT` item written before the
- * command runs and one `OUTCOME` item written after, under the same partition.
- * Only attempt items carry the index attributes, so each index lists an
- * execution once, newest first (execution ids sort by time).
+ * Audit table (append-only): one item per record, keyed by its command's chain
+ * and sequence number, so appending is a conditional put on the next number.
+ * Attempt items, the first record of each execution, also carry the list
+ * index attributes; every item carries its execution id for `byExecution`.
+ *
+ * State table (mutable, expiring): idempotency keys, leases of exclusive
+ * commands and pending approvals, so that the audit table never needs an
+ * update or a delete.
  */
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 
 export const auditKeys = {
   partition: 'pk',
   sort: 'sk',
-  /** Index sort key on attempt items: the execution id. */
+  /** Sort key of the list indexes, on attempt items: the execution id (ids sort by time). */
   indexSort: 'listSk',
+  byExecution: { index: 'byExecution', partition: 'executionId' },
   byActor: { index: 'byActor', partition: 'actorKey' },
   byCommand: { index: 'byCommand', partition: 'command' },
   /** One partition for "everything": an ops tool writes far below one partition's 1,000 writes/s. */
   all: { index: 'all', partition: 'listAll' },
 } as const;
 
+export const stateKeys = {
+  partition: 'pk',
+  /** Epoch seconds; DynamoDB's TTL removes expired items eventually, and readers ignore them at once. */
+  ttl: 'ttl',
+} as const;
+
 export function auditTableDefinition(tableName: string): CreateTableCommandInput {
-  const { partition, sort, indexSort, byActor, byCommand, all } = auditKeys;
-  const index = (name: string, hash: string) => ({
+  const { partition, sort, indexSort, byExecution, byActor, byCommand, all } = auditKeys;
+  const index = (name: string, hash: string, range: string) => ({
     IndexName: name,
     KeySchema: [
       { AttributeName: hash, KeyType: 'HASH' as const },
-      { AttributeName: indexSort, KeyType: 'RANGE' as const },
+      { AttributeName: range, KeyType: 'RANGE' as const },
     ],
     Projection: { ProjectionType: 'ALL' as const },
   });
   return {
     TableName: tableName,
     BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [partition, sort, indexSort, byActor.partition, byCommand.partition, all.partition].map(
+    AttributeDefinitions: [partition, sort, indexSort, byExecution.partition, byActor.partition, byCommand.partition, all.partition].map(
       (name) => ({ AttributeName: name, AttributeType: 'S' as const }),
     ),
     KeySchema: [
@@ -42,9 +53,19 @@ export function auditTableDefinition(tableName: string): CreateTableCommandInput
       { AttributeName: sort, KeyType: 'RANGE' },
     ],
     GlobalSecondaryIndexes: [
-      index(byActor.index, byActor.partition),
-      index(byCommand.index, byCommand.partition),
-      index(all.index, all.partition),
+      index(byExecution.index, byExecution.partition, sort),
+      index(byActor.index, byActor.partition, indexSort),
+      index(byCommand.index, byCommand.partition, indexSort),
+      index(all.index, all.partition, indexSort),
     ],
+  };
+}
+
+export function stateTableDefinition(tableName: string): CreateTableCommandInput {
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [{ AttributeName: stateKeys.partition, AttributeType: 'S' }],
+    KeySchema: [{ AttributeName: stateKeys.partition, KeyType: 'HASH' }],
   };
 }

@@ -178,12 +178,13 @@ describe('the audit trail', () => {
 
   it('when the outcome cannot be written the response says so and the attempt stays', async () => {
     const failingOutcome: AuditStore = {
-      recordAttempt: (r) => stack.audit.recordAttempt(r),
-      recordOutcome: async () => {
-        throw new Error('throttled');
+      append: async (entry) => {
+        if (entry.kind === 'outcome') throw new Error('throttled');
+        return stack.audit.append(entry);
       },
       getExecution: (id) => stack.audit.getExecution(id),
       listExecutions: (q) => stack.audit.listExecutions(q),
+      readChain: (command) => stack.audit.readChain(command),
     };
     const flaky = stack.withEnv({}, { audit: failingOutcome });
     const response = await flaky.http({ path: '/__manage__/echo', token, body: { data: { message: 'x' } } });

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import dynalite from 'dynalite';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { auditTableDefinition } from '../../core/audit/table.js';
+import { auditTableDefinition, stateTableDefinition } from '../../core/audit/table.js';
 
 // The SDK wants credentials even for a local endpoint; these reach nothing real.
 process.env.AWS_ACCESS_KEY_ID ??= 'test';
@@ -13,6 +13,7 @@ process.env.AWS_REGION ??= 'us-east-1';
 export interface TestDynamo {
   endpoint: string;
   tableName: string;
+  stateTableName: string;
   client: DynamoDBClient;
   /** Stops answering: the port is closed. */
   stop(): Promise<void>;
@@ -25,6 +26,8 @@ export async function startDynalite(tableName = 'mm-test-audit'): Promise<TestDy
   const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const client = new DynamoDBClient({ endpoint, region: 'us-east-1', maxAttempts: 1 });
   await client.send(new CreateTableCommand(auditTableDefinition(tableName)));
+  // The handler's default state table name: `<audit table>-state`.
+  await client.send(new CreateTableCommand(stateTableDefinition(`${tableName}-state`)));
   let closed = false;
   const stop = async () => {
     if (closed) return;
@@ -35,6 +38,7 @@ export async function startDynalite(tableName = 'mm-test-audit'): Promise<TestDy
   return {
     endpoint,
     tableName,
+    stateTableName: `${tableName}-state`,
     client,
     stop,
     close: async () => {

@@ -1,0 +1,109 @@
+/**
+ * The hash chains that make the audit tamper-evident. Each command's records
+ * form one chain; a record's hash covers its command, sequence number, kind,
+ * execution id, exact stored JSON and the previous record's hash. With an
+ * audit key the hash is an HMAC, so that someone who can write the table but
+ * does not hold the key cannot forge a consistent chain after an edit.
+ */
+import { createHash, createHmac } from 'node:crypto';
+import type { AuditKind, ChainedEntry } from './store.js';
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export interface ChainLink {
+  command: string;
+  seq: number;
+  kind: AuditKind;
+  executionId: string;
+  recordJson: string;
+  prevHash: string;
+}
+
+export function chainHash(link: ChainLink, key?: Buffer): string {
+  const content = [link.command, String(link.seq), link.kind, link.executionId, link.prevHash, link.recordJson].join('\n');
+  return (key ? createHmac('sha256', key) : createHash('sha256')).update(content).digest('hex');
+}
+
+/** HMAC of one argument value: proves later which value was passed without storing it. */
+export function argumentHmac(key: Buffer, command: string, name: string, value: unknown): string {
+  return createHmac('sha256', key).update(`${command}\n${name}\n${JSON.stringify(value)}`).digest('hex');
+}
+
+export type ChainProblemKind = 'altered' | 'missing' | 'reordered' | 'broken_link';
+
+export interface ChainProblem {
+  command: string;
+  seq: number;
+  executionId?: string;
+  problem: ChainProblemKind;
+  detail: string;
+}
+
+export interface ChainReport {
+  command: string;
+  records: number;
+  firstSeq?: number;
+  lastSeq?: number;
+  problems: ChainProblem[];
+}
+
+/**
+ * Walks one chain and reports every altered, missing or reordered record.
+ * A walk from the start (`fromStart`) also checks that the chain begins at 1;
+ * a walk from `since` trusts the first record's predecessor.
+ */
+export async function verifyChain(
+  command: string,
+  entries: AsyncIterable<ChainedEntry>,
+  options: { key?: Buffer; fromStart: boolean },
+): Promise<ChainReport> {
+  const report: ChainReport = { command, records: 0, problems: [] };
+  let previous: ChainedEntry | undefined;
+  let previousFlagged = false;
+  for await (const entry of entries) {
+    const problemsBefore = report.problems.length;
+    report.records++;
+    report.firstSeq ??= entry.seq;
+    report.lastSeq = entry.seq;
+    const { executionId } = entry;
+    const problem = (kind: ChainProblemKind, detail: string, seq = entry.seq) =>
+      report.problems.push({ command, seq, executionId, problem: kind, detail });
+
+    const expectedSeq = previous ? previous.seq + 1 : options.fromStart ? 1 : entry.seq;
+    if (entry.seq > expectedSeq) {
+      const range = entry.seq - expectedSeq > 1 ? `records ${expectedSeq}–${entry.seq - 1} are` : `record ${expectedSeq} is`;
+      problem('missing', `${range} missing before this one`, expectedSeq);
+    }
+
+    const parsed = safeParse(entry.recordJson);
+    if (!parsed || parsed.executionId !== executionId || parsed.command !== command) {
+      problem('altered', 'the record does not belong where it is stored');
+    } else if (chainHash(linkOf(command, entry, entry.seq), options.key) !== entry.hash) {
+      const writtenAt = [entry.seq - 1, entry.seq + 1].find(
+        (seq) => seq > 0 && chainHash(linkOf(command, entry, seq), options.key) === entry.hash,
+      );
+      if (writtenAt !== undefined) problem('reordered', `this record was written at position ${writtenAt}`);
+      else problem('altered', 'the content does not match its hash');
+    } else if (previous && !previousFlagged && entry.seq === previous.seq + 1 && entry.prevHash !== previous.hash) {
+      // After a record already reported, its link says nothing new.
+      problem('broken_link', 'its previous-hash is not the hash of the record before it');
+    } else if (!previous && entry.seq === 1 && entry.prevHash !== GENESIS_HASH) {
+      problem('broken_link', 'the first record does not start the chain');
+    }
+    previous = entry;
+    previousFlagged = report.problems.length > problemsBefore;
+  }
+  return report;
+}
+
+function linkOf(command: string, entry: ChainedEntry, seq: number): ChainLink {
+  return { command, seq, kind: entry.kind, executionId: entry.executionId, recordJson: entry.recordJson, prevHash: entry.prevHash };
+}
+
+function safeParse(json: string): { executionId?: string; command?: string } | undefined {
+  try {
+    return JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+}

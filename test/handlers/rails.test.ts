@@ -1,0 +1,326 @@
+/**
+ * The safety rails through the handler: idempotent retries, exclusive
+ * commands, two-person approval and the tamper-evident audit.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { Type } from '@sinclair/typebox';
+import { defineCommand } from '../../core/command.js';
+import { CommandLeases } from '../../core/rails.js';
+import { DynamoStateStore } from '../../core/state/dynamodb.js';
+import { startStack, type TestStack } from '../support/stack.js';
+
+/** Every run of the test commands, by label: the side effect the rails must guard. */
+const runs: string[] = [];
+const testCommands = {
+  touch: async () => ({
+    default: defineCommand({
+      description: 'Records that it ran, after an optional wait (test only).',
+      args: Type.Object({ label: Type.String(), waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 5000 })), token: Type.Optional(Type.String()) }),
+      sensitive: ['token'],
+      async run({ label, waitMs }) {
+        runs.push(label);
+        if (waitMs) await sleep(waitMs);
+        return { label };
+      },
+    }),
+  }),
+  migrate: async () => ({
+    default: defineCommand({
+      description: 'An exclusive command (test only).',
+      args: Type.Object({ label: Type.String() }),
+      exclusive: true,
+      timeLimitMs: 2000,
+      async run({ label }) {
+        runs.push(label);
+        await sleep(200);
+        return { label };
+      },
+    }),
+  }),
+};
+const count = (label: string) => runs.filter((r) => r === label).length;
+
+let stack: TestStack;
+let alice: string;
+before(async () => {
+  stack = await startStack({ commands: testCommands, env: { MANAGE_AUDITOR_GROUPS: 'auditors' } });
+  alice = await stack.token({ sub: 'alice' });
+});
+after(() => stack.close());
+
+const post = (s: TestStack, token: string, command: string, body: unknown, key?: string) =>
+  s.http({ path: `/__manage__/${command}`, token, body, ...(key ? { headers: { 'idempotency-key': key } } : {}) });
+
+describe('idempotency keys', () => {
+  it('two concurrent requests with one key run the command once', async () => {
+    const body = { data: { label: 'concurrent', waitMs: 100 } };
+    const [a, b] = await Promise.all([post(stack, alice, 'touch', body, 'key-1'), post(stack, alice, 'touch', body, 'key-1')]);
+    assert.equal(count('concurrent'), 1);
+    const statuses = [a.status, b.status].sort();
+    assert.deepEqual(statuses, [200, 409]);
+    const conflict = a.status === 409 ? a : b;
+    assert.equal(conflict.body.error.code, 'Conflict');
+    assert.match(conflict.body.error.message, /in progress/);
+  });
+
+  it('a retry after completion returns the first outcome, same execution id, without running', async () => {
+    const body = { data: { label: 'retried' } };
+    const first = await post(stack, alice, 'touch', body, 'key-2');
+    const second = await post(stack, alice, 'touch', body, 'key-2');
+    assert.equal(first.status, 200);
+    assert.deepEqual(second.body, first.body);
+    assert.equal(count('retried'), 1);
+    const record = await stack.audit.getExecution(first.body.executionId);
+    assert.equal(record?.idempotencyKey, 'key-2');
+  });
+
+  it('a failure is remembered too: the retry gets it, the command does not run again', async () => {
+    const first = await post(stack, alice, 'fail', { data: { message: 'once' } }, 'key-3');
+    const second = await post(stack, alice, 'fail', { data: { message: 'once' } }, 'key-3');
+    assert.equal(first.status, 500);
+    assert.deepEqual(second.body, first.body);
+    const list = await stack.http({ method: 'GET', path: '/__manage__/executions', token: alice, query: { command: 'fail', limit: '100' } });
+    assert.equal(list.body.executions.filter((e: { idempotencyKey?: string }) => e.idempotencyKey === 'key-3').length, 1);
+  });
+
+  it('the same key with other arguments is a 409', async () => {
+    await post(stack, alice, 'touch', { data: { label: 'a' } }, 'key-4');
+    const other = await post(stack, alice, 'touch', { data: { label: 'b' } }, 'key-4');
+    assert.equal(other.status, 409);
+    assert.match(other.body.error.message, /other arguments/);
+    assert.equal(count('b'), 0);
+  });
+
+  it('is scoped to actor and command', async () => {
+    const bob = await stack.token({ sub: 'bob' });
+    await post(stack, alice, 'touch', { data: { label: 'scoped' } }, 'key-5');
+    await post(stack, bob, 'touch', { data: { label: 'scoped' } }, 'key-5');
+    assert.equal(count('scoped'), 2);
+  });
+
+  it('expires after MANAGE_IDEMPOTENCY_TTL_SECONDS', async () => {
+    const short = stack.withEnv({ MANAGE_IDEMPOTENCY_TTL_SECONDS: '1' });
+    await post(short, alice, 'touch', { data: { label: 'ttl' } }, 'key-6');
+    await post(short, alice, 'touch', { data: { label: 'ttl' } }, 'key-6');
+    assert.equal(count('ttl'), 1);
+    await sleep(1100);
+    await post(short, alice, 'touch', { data: { label: 'ttl' } }, 'key-6');
+    assert.equal(count('ttl'), 2);
+  });
+
+  it('direct invocations honour idempotencyKey', async () => {
+    const event = { command: 'touch', data: { label: 'invoked' }, idempotencyKey: 'sfn-1', actor: 'sfn' };
+    const first = await stack.invoke(event);
+    const second = await stack.invoke(event);
+    assert.equal(second.executionId, first.executionId);
+    assert.equal(count('invoked'), 1);
+  });
+
+  it('refuses a malformed key', async () => {
+    const response = await post(stack, alice, 'touch', { data: { label: 'x' } }, 'has space');
+    assert.equal(response.status, 400);
+    assert.equal(response.body.error.code, 'InvalidRequest');
+  });
+});
+
+describe('exclusive commands', () => {
+  it('ten concurrent runs: exactly one runs, nine get 409 naming the holder', async () => {
+    const responses = await Promise.all(Array.from({ length: 10 }, () => post(stack, alice, 'migrate', { data: { label: 'ten' } })));
+    const ok = responses.filter((r) => r.status === 200);
+    const conflicts = responses.filter((r) => r.status === 409);
+    assert.equal(ok.length, 1);
+    assert.equal(conflicts.length, 9);
+    assert.equal(count('ten'), 1);
+    for (const conflict of conflicts) {
+      assert.equal(conflict.body.error.code, 'Conflict');
+      assert.equal(conflict.body.error.holderExecutionId, ok[0]!.body.executionId);
+    }
+    // The lease is released after the run.
+    assert.equal((await post(stack, alice, 'migrate', { data: { label: 'after' } })).status, 200);
+  });
+
+  it('config can make any command exclusive', async () => {
+    const exclusive = stack.withEnv({ MANAGE_EXCLUSIVE: 'sleep' });
+    const [a, b] = await Promise.all([
+      post(exclusive, alice, 'sleep', { data: { ms: 150 } }),
+      sleep(20).then(() => post(exclusive, alice, 'sleep', { data: { ms: 1 } })),
+    ]);
+    assert.deepEqual([a.status, b.status], [200, 409]);
+  });
+
+  it("a crashed holder's lease expires, and a lease cannot be released by another", async () => {
+    const state = new DynamoStateStore({ tableName: stack.dynamo.stateTableName, region: 'us-east-1', endpoint: stack.dynamo.endpoint });
+    const leases = new CommandLeases(state, Date.now);
+    // A holder that died mid-run: its lease stays until it expires.
+    assert.equal(await leases.acquire('migrate', 'CRASHEDHOLDER00000000000000', 300), undefined);
+    assert.equal(await leases.release('migrate', 'SOMEONEELSE0000000000000000'), false);
+    const blocked = await post(stack, alice, 'migrate', { data: { label: 'blocked' } });
+    assert.equal(blocked.status, 409);
+    assert.equal(blocked.body.error.holderExecutionId, 'CRASHEDHOLDER00000000000000');
+    await sleep(350);
+    const freed = await post(stack, alice, 'migrate', { data: { label: 'freed' } });
+    assert.equal(freed.status, 200);
+    assert.equal(count('blocked'), 0);
+  });
+});
+
+describe('two-person approval', () => {
+  let approvals: TestStack;
+  let lead: string;
+  let otherLead: string;
+  before(async () => {
+    approvals = stack.withEnv({ MANAGE_APPROVAL: '{"touch":["leads"]}', MANAGE_APPROVAL_TTL_SECONDS: '60' });
+    lead = await stack.token({ sub: 'lena', groups: ['leads'] });
+    otherLead = await stack.token({ sub: 'omar', groups: ['leads'] });
+  });
+
+  const request = async (label: string, token = alice, s = approvals) => {
+    const response = await post(s, token, 'touch', { data: { label, token: 'approval-secret-token' } });
+    assert.equal(response.status, 202);
+    assert.equal(response.body.status, 'awaiting_approval');
+    assert.match(response.body.planDigest, /^[0-9a-f]{64}$/);
+    return response.body as { executionId: string; planDigest: string };
+  };
+  const decide = (s: TestStack, token: string, id: string, verb: 'approve' | 'reject', body: unknown = {}) =>
+    s.http({ path: `/__manage__/executions/${id}/${verb}`, token, body });
+
+  it('an approved request runs with the requested arguments, and the audit names both people', async () => {
+    const { executionId, planDigest } = await request('approved');
+    assert.equal(count('approved'), 0);
+    const response = await decide(approvals, lead, executionId, 'approve', { planDigest });
+    assert.equal(response.status, 200);
+    assert.equal(response.body.status, 'succeeded');
+    assert.equal(response.body.executionId, executionId);
+    assert.deepEqual(response.body.result, { label: 'approved' });
+    assert.equal(count('approved'), 1);
+    const record = await stack.audit.getExecution(executionId);
+    assert.equal(record?.status, 'succeeded');
+    assert.equal(record?.actor.kind === 'token' && record.actor.subject, 'alice');
+    assert.equal(record?.decision?.decision, 'approved');
+    assert.equal(record?.decision?.by.kind === 'token' && record.decision.by.subject, 'lena');
+    assert.equal(record?.args.token, '[REDACTED]');
+    // Decided once: a second approval is a conflict and nothing runs again.
+    assert.equal((await decide(approvals, otherLead, executionId, 'approve')).status, 409);
+    assert.equal(count('approved'), 1);
+  });
+
+  it('self-approval is refused, even for a member of the approver group', async () => {
+    const { executionId } = await request('self', lead);
+    const response = await decide(approvals, lead, executionId, 'approve');
+    assert.equal(response.status, 403);
+    assert.equal(response.body.error.code, 'Forbidden');
+    assert.match(response.body.error.message, /two-person/);
+    assert.equal(count('self'), 0);
+  });
+
+  it('an approver outside the group is refused', async () => {
+    const { executionId } = await request('wrong-group');
+    const bob = await stack.token({ sub: 'bob', groups: ['ops'] });
+    assert.equal((await decide(approvals, bob, executionId, 'approve')).status, 403);
+    assert.equal(count('wrong-group'), 0);
+  });
+
+  it('a reviewed plan that differs is refused', async () => {
+    const { executionId } = await request('digest');
+    const response = await decide(approvals, lead, executionId, 'approve', { planDigest: 'f'.repeat(64) });
+    assert.equal(response.status, 409);
+    assert.equal(count('digest'), 0);
+  });
+
+  it('a rejected request never runs', async () => {
+    const { executionId } = await request('rejected');
+    const response = await decide(approvals, lead, executionId, 'reject');
+    assert.equal(response.status, 200);
+    assert.equal(response.body.status, 'rejected');
+    assert.equal((await decide(approvals, otherLead, executionId, 'approve')).status, 409);
+    assert.equal(count('rejected'), 0);
+    assert.equal((await stack.audit.getExecution(executionId))?.status, 'rejected');
+  });
+
+  it('an unapproved request expires', async () => {
+    const quick = stack.withEnv({ MANAGE_APPROVAL: '{"touch":["leads"]}', MANAGE_APPROVAL_TTL_SECONDS: '1' });
+    const { executionId } = await request('expired', alice, quick);
+    await sleep(1100);
+    const response = await decide(quick, lead, executionId, 'approve');
+    assert.equal(response.status, 409);
+    assert.equal(count('expired'), 0);
+    const shown = await quick.http({ method: 'GET', path: `/__manage__/executions/${executionId}`, token: alice });
+    assert.equal(shown.body.status, 'expired');
+  });
+
+  it('the pending arguments stay out of the audit; unknown executions are 404', async () => {
+    assert.equal((await decide(approvals, lead, '01ARZ3NDEKTSV4RRFFQ69G5FAV', 'approve')).status, 404);
+    const { Items = [] } = await stack.dynamo.client.send(new QueryCommand({
+      TableName: stack.dynamo.tableName,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': { S: 'CHAIN#touch' } },
+    }));
+    assert.ok(!JSON.stringify(Items).includes('approval-secret-token'));
+  });
+});
+
+describe('tamper-evident audit', () => {
+  /** Each test tampers with its own command's chain, in its own stack. */
+  async function chainOf(label: string) {
+    const s = await startStack({ commands: testCommands, env: { MANAGE_AUDITOR_GROUPS: 'auditors', MANAGE_AUDIT_HMAC_KEY: 'k'.repeat(32) } });
+    const token = await s.token({ sub: 'alice' });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await post(s, token, 'touch', { data: { label: `${label}-${i}` } })).body.executionId);
+    const auditor = await s.token({ sub: 'ann', groups: ['auditors'] });
+    const verify = () => s.http({ method: 'GET', path: '/__manage__/audit/verify', token: auditor, query: { command: 'touch' } });
+    const item = async (seq: number) =>
+      (await s.dynamo.client.send(new GetItemCommand({ TableName: s.dynamo.tableName, Key: key(seq) }))).Item!;
+    const key = (seq: number) => ({ pk: { S: 'CHAIN#touch' }, sk: { S: String(seq).padStart(12, '0') } });
+    return { s, ids, verify, item, key };
+  }
+
+  it('an intact chain verifies; only auditors may verify', async () => {
+    const { s, verify } = await chainOf('intact');
+    const report = await verify();
+    assert.equal(report.status, 200);
+    assert.equal(report.body.ok, true);
+    assert.equal(report.body.keyed, true);
+    assert.equal(report.body.chains[0].records, 6);
+    const plain = await s.http({ method: 'GET', path: '/__manage__/audit/verify', token: await s.token() });
+    assert.equal(plain.status, 403);
+    await s.close();
+  });
+
+  it('detects an edited record, naming its execution', async () => {
+    const { s, ids, verify, item } = await chainOf('edited');
+    const attempt = await item(3); // the second execution's attempt
+    const record = JSON.parse(attempt.record!.S!);
+    record.actor.subject = 'mallory';
+    await s.dynamo.client.send(new PutItemCommand({ TableName: s.dynamo.tableName, Item: { ...attempt, record: { S: JSON.stringify(record) } } }));
+    const report = await verify();
+    assert.equal(report.body.ok, false);
+    assert.deepEqual(report.body.problems.map((p: { problem: string; seq: number; executionId: string }) => [p.problem, p.seq, p.executionId]), [['altered', 3, ids[1]]]);
+    await s.close();
+  });
+
+  it('detects a deleted record', async () => {
+    const { s, ids, verify, key } = await chainOf('deleted');
+    await s.dynamo.client.send(new DeleteItemCommand({ TableName: s.dynamo.tableName, Key: key(4) }));
+    const report = await verify();
+    assert.equal(report.body.ok, false);
+    const [problem] = report.body.problems;
+    assert.equal(problem.problem, 'missing');
+    assert.equal(problem.seq, 4);
+    assert.equal(problem.executionId, ids[2]);
+    await s.close();
+  });
+
+  it('detects a swapped pair', async () => {
+    const { s, verify, item, key } = await chainOf('swapped');
+    const [third, fourth] = [await item(3), await item(4)];
+    await s.dynamo.client.send(new PutItemCommand({ TableName: s.dynamo.tableName, Item: { ...fourth, ...key(3) } }));
+    await s.dynamo.client.send(new PutItemCommand({ TableName: s.dynamo.tableName, Item: { ...third, ...key(4) } }));
+    const report = await verify();
+    assert.equal(report.body.ok, false);
+    assert.deepEqual(report.body.problems.map((p: { problem: string; seq: number }) => [p.problem, p.seq]), [['reordered', 3], ['reordered', 4]]);
+    await s.close();
+  });
+});
