@@ -53,6 +53,12 @@ export interface ManageConfig {
    * are plain SHA-256: they show accidental edits, not a forger's.
    */
   auditHmacKey?: Buffer;
+  /** This function's own name, for worker invocations (`AWS_LAMBDA_FUNCTION_NAME`, set by Lambda). */
+  functionName?: string;
+  /** `AWS_ENDPOINT_URL_LAMBDA`: where worker invocations go (serverless-offline locally). */
+  lambdaEndpoint?: string;
+  /** `AWS_ENDPOINT_URL_SFN`: where task tokens are reported, when not the region's Step Functions. */
+  sfnEndpoint?: string;
 }
 
 export const configDefaults = {
@@ -129,6 +135,9 @@ export function loadConfig(env: Environment, knownCommands: Iterable<string>): M
     stateTable: text(env, 'MANAGE_STATE_TABLE') ?? `${auditTable}-state`,
     approvalTtlSeconds: integer(env, 'MANAGE_APPROVAL_TTL_SECONDS', configDefaults.approvalTtlSeconds, 1, 30 * 86400),
     ...(hmacKey ? { auditHmacKey: Buffer.from(hmacKey, 'utf8') } : {}),
+    ...optionalUrl(env, 'AWS_ENDPOINT_URL_LAMBDA', 'lambdaEndpoint'),
+    ...optionalUrl(env, 'AWS_ENDPOINT_URL_SFN', 'sfnEndpoint'),
+    ...(text(env, 'AWS_LAMBDA_FUNCTION_NAME') ? { functionName: text(env, 'AWS_LAMBDA_FUNCTION_NAME') } : {}),
   };
 }
 
@@ -206,6 +215,13 @@ function integer(env: Environment, name: string, fallback: number, min: number, 
     throw new ConfigError(name, `must be a whole number from ${min} to ${max}, not "${raw}"`);
   }
   return value;
+}
+
+function optionalUrl<K extends string>(env: Environment, name: string, key: K): Partial<Record<K, string>> {
+  const value = text(env, name);
+  if (!value) return {};
+  url(value, name);
+  return { [key]: value } as Partial<Record<K, string>>;
 }
 
 function url(value: string, name: string): URL {

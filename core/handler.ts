@@ -18,6 +18,7 @@ import { HttpAdapter, errorResponse, isHttpEvent } from './http.js';
 import { InvokeAdapter } from './invoke.js';
 import { createLogger, describeError, type Logger } from './log.js';
 import { Pipeline } from './pipeline.js';
+import { LambdaWorkerLauncher, StepFunctionsTaskReporter, isWorkerEvent, type TaskReporter, type WorkerLauncher } from './worker.js';
 
 export interface ManageHandlerOptions {
   commands: Readonly<Record<string, CommandLoader>>;
@@ -27,6 +28,10 @@ export interface ManageHandlerOptions {
   state?: StateStore;
   /** Default: aws-jwt-verify for the configured issuers. */
   verifier?: TokenVerifier;
+  /** Default: an `Event` invocation of this function (AWS_LAMBDA_FUNCTION_NAME). */
+  launcher?: WorkerLauncher;
+  /** Default: Step Functions' SendTaskSuccess/SendTaskFailure. */
+  reporter?: TaskReporter;
   /** How the default verifier fetches JWKS documents. */
   jwksFetcher?: Fetcher;
   logger?: Logger;
@@ -35,21 +40,33 @@ export interface ManageHandlerOptions {
 
 export function createManageHandler(config: ManageConfig, options: ManageHandlerOptions) {
   const logger = options.logger ?? createLogger();
-  const dynamo = { region: config.region, ...(config.dynamoEndpoint ? { endpoint: config.dynamoEndpoint } : {}) };
+  const dynamo = {
+    region: config.region,
+    ...(config.dynamoEndpoint ? { endpoint: config.dynamoEndpoint } : {}),
+    ...(options.now ? { now: options.now } : {}),
+  };
   const audit =
     options.audit ??
     new DynamoAuditStore({ ...dynamo, tableName: config.auditTable, ...(config.auditHmacKey ? { hashKey: config.auditHmacKey } : {}) });
   const state = options.state ?? new DynamoStateStore({ ...dynamo, tableName: config.stateTable });
   const verifier =
     options.verifier ?? createTokenVerifier(config, options.jwksFetcher ? { fetcher: options.jwksFetcher } : {});
-  const pipeline = new Pipeline({ config, audit, state, commands: options.commands, logger, ...(options.now ? { now: options.now } : {}) });
+  const launcher =
+    options.launcher ??
+    (config.functionName
+      ? new LambdaWorkerLauncher({ functionName: config.functionName, region: config.region, ...(config.lambdaEndpoint ? { endpoint: config.lambdaEndpoint } : {}) })
+      : undefined);
+  const reporter = options.reporter ?? new StepFunctionsTaskReporter({ region: config.region, ...(config.sfnEndpoint ? { endpoint: config.sfnEndpoint } : {}) });
+  const pipeline = new Pipeline({ config, audit, state, ...(launcher ? { launcher } : {}), reporter, commands: options.commands, logger, ...(options.now ? { now: options.now } : {}) });
   const http = new HttpAdapter({ config, verifier, pipeline });
   const invoke = new InvokeAdapter({ pipeline });
 
   // The command's own time limit governs; middy's early timeout would cut runs short of it.
   return middy<unknown, unknown, Error, Context>({ timeoutEarlyInMillis: 0 })
     .use(contractErrors(logger))
-    .handler((event, context) => (isHttpEvent(event) ? http.handle(event, context) : invoke.handle(event, context)));
+    .handler((event, context) =>
+      isHttpEvent(event) ? http.handle(event, context) : isWorkerEvent(event) ? invoke.work(event, context) : invoke.handle(event, context),
+    );
 }
 
 /**

@@ -77,6 +77,7 @@ export class HttpAdapter {
       case 'run': {
         const body = parseRunPayload(this.readJsonBody(request));
         const idempotencyKey = idempotencyKeyOf(request.headers);
+        const respondAsync = /(^|[,;\s])respond-async($|[,;\s])/i.test(request.headers['prefer'] ?? '');
         const response = await pipeline.execute({
           command: route.command,
           data: body.data,
@@ -85,8 +86,12 @@ export class HttpAdapter {
           source: request.source,
           maxTimeMs,
           ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+          ...(respondAsync ? { respondAsync } : {}),
         });
-        return json(response.status === 'awaiting_approval' || response.status === 'accepted' ? 202 : 200, response);
+        if (response.status === 'accepted' || response.status === 'awaiting_approval') {
+          return json(202, response, { location: `/__manage__/executions/${response.executionId}` });
+        }
+        return json(200, response);
       }
       case 'decide': {
         const body = this.readJsonBody(request);

@@ -6,6 +6,7 @@ import type { Context } from 'aws-lambda';
 import { InvalidRequest } from './errors.js';
 import { isPlainObject } from './http.js';
 import type { ExecuteResult, Pipeline } from './pipeline.js';
+import type { WorkerEvent } from './worker.js';
 
 export interface InvokeEvent {
   command: string;
@@ -13,6 +14,8 @@ export interface InvokeEvent {
   dryRun?: boolean;
   idempotencyKey?: string;
   actor?: string;
+  /** From `arn:aws:states:::lambda:invoke.waitForTaskToken`: answer at once, report the outcome to it. */
+  taskToken?: string;
 }
 
 export const invokeDefaults = {
@@ -23,7 +26,7 @@ export const invokeDefaults = {
   maxActorLength: 256,
 } as const;
 
-const EVENT_KEYS = new Set(['command', 'data', 'dryRun', 'idempotencyKey', 'actor']);
+const EVENT_KEYS = new Set(['command', 'data', 'dryRun', 'idempotencyKey', 'actor', 'taskToken']);
 
 export class InvokeAdapter {
   constructor(private readonly deps: { pipeline: Pipeline }) {}
@@ -39,7 +42,15 @@ export class InvokeAdapter {
       source: { channel: 'invoke', ...(context?.awsRequestId ? { requestId: context.awsRequestId } : {}) },
       maxTimeMs: remaining - invokeDefaults.responseMarginMs,
       ...(request.idempotencyKey !== undefined ? { idempotencyKey: request.idempotencyKey } : {}),
+      ...(request.taskToken !== undefined ? { taskToken: request.taskToken } : {}),
     });
+  }
+
+  /** A worker invocation: runs an accepted execution with the time this invocation has. */
+  async work(event: WorkerEvent, context: Context): Promise<{ executionId: string }> {
+    const remaining = context?.getRemainingTimeInMillis?.() ?? 900_000;
+    await this.deps.pipeline.runAccepted(event.mmWorker.executionId, remaining - invokeDefaults.responseMarginMs);
+    return { executionId: event.mmWorker.executionId };
   }
 }
 
@@ -49,7 +60,10 @@ export function parseInvokeEvent(event: unknown): InvokeEvent {
   if (unknownKeys.length > 0) {
     throw new InvalidRequest(`Unknown event key(s): ${unknownKeys.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 64))).join(', ')}.`);
   }
-  const { command, data, dryRun, idempotencyKey, actor } = event;
+  const { command, data, dryRun, idempotencyKey, actor, taskToken } = event;
+  if (taskToken !== undefined && (typeof taskToken !== 'string' || taskToken === '' || taskToken.length > 2048)) {
+    throw new InvalidRequest('"taskToken" must be a string of 1 to 2048 characters.');
+  }
   if (typeof command !== 'string' || command === '') throw new InvalidRequest('"command" must be a non-empty string.');
   if (data !== undefined && !isPlainObject(data)) throw new InvalidRequest('"data" must be a JSON object.');
   if (dryRun !== undefined && typeof dryRun !== 'boolean') throw new InvalidRequest('"dryRun" must be true or false.');

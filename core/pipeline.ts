@@ -17,6 +17,7 @@ import {
   Forbidden,
   InternalError,
   InvalidRequest,
+  ManageError,
   NotFound,
   errorFromCode,
   toManageError,
@@ -28,6 +29,7 @@ import { auditLimits, capJson, redactArguments, scrubValue, secretScrubber } fro
 import { validateArguments } from './validation.js';
 import { CommandLeases, IdempotencyKeys, planDigest } from './rails.js';
 import type { StateStore } from './state/store.js';
+import type { TaskReporter, WorkerLauncher } from './worker.js';
 import { argumentHmac, verifyChain } from './audit/chain.js';
 import {
   InvalidCursorError,
@@ -51,6 +53,10 @@ export interface ExecutionRequest {
   maxTimeMs: number;
   /** A retry with the same key, actor and command returns the first outcome instead of running again. */
   idempotencyKey?: string;
+  /** Answer at once (202 `accepted`) and run in a worker invocation. */
+  respondAsync?: boolean;
+  /** A Step Functions callback token: answer at once, run in a worker, report the outcome to the token. */
+  taskToken?: string;
 }
 
 /** The 200 body of CONTRACT §2, and what a direct invocation returns. */
@@ -107,6 +113,10 @@ export interface PipelineDependencies {
   state: StateStore;
   commands: Readonly<Record<string, CommandLoader>>;
   logger: Logger;
+  /** Starts worker invocations for accepted executions; without one, async requests are refused. */
+  launcher?: WorkerLauncher;
+  /** Reports outcomes to Step Functions task tokens. */
+  reporter?: TaskReporter;
   now?: () => number;
 }
 
@@ -115,17 +125,24 @@ export const pipelineDefaults = {
   outcomeRetryDelaysMs: [0, 100, 400],
   /** A lease outlives its run's time limit by this much, then frees itself if the holder died. */
   leaseMarginMs: 5000,
+  /** How long an accepted execution may wait for its worker to start before it reads as timed out. */
+  workerStartGraceMs: 60_000,
+  /** The longest a worker can run: Lambda's 15 minutes, less time to record the outcome. */
+  workerMaxTimeMs: 900_000 - 3000,
   listLimit: 20,
   maxListLimit: 100,
 } as const;
 
-/** What a deferred run (awaiting approval) needs later: kept in the state store, not the audit. */
+/** What a deferred run (awaiting approval, or its worker) needs later: kept in the state store, not the audit. */
 interface PendingRun {
+  kind: 'approval' | 'async';
   command: string;
   args: Record<string, unknown>;
+  dryRun: boolean;
   planDigest: string;
   requester: Actor;
   approvers: string[];
+  taskToken?: string;
 }
 
 const COMMAND_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -214,6 +231,7 @@ export class Pipeline {
       throw new Conflict(`Execution ${executionId} is not awaiting approval: it is ${record.status}.`);
     }
     const run = pending.value;
+    if (run.kind !== 'approval') throw new Conflict(`Execution ${executionId} is not awaiting approval.`);
     if (!run.approvers.some((group) => inGroups(approver, group))) {
       throw new Forbidden(`Only members of ${run.approvers.join(', ')} may decide on this execution.`);
     }
@@ -236,28 +254,127 @@ export class Pipeline {
     await this.appendOrRefuse({ kind: 'decision', record: { executionId, command: run.command, decision, by: approver, at: decidedAt } }, logFields);
     this.deps.logger.log('info', 'approval.decided', logFields);
     if (decision === 'rejected') {
+      if (run.taskToken) await this.report(run.taskToken, new Forbidden(`Execution ${executionId} was rejected by ${actorKey(approver)}.`));
       return { executionId, command: run.command, status: 'rejected', decidedBy: actorKey(approver), decidedAt };
     }
+    return this.runDeferred(executionId, run, options.maxTimeMs);
+  }
 
-    const command = await this.allowedCommand(run.command);
-    const timeLimitMs = this.timeLimit(command, options.maxTimeMs);
-    return this.runExclusive(command, executionId, timeLimitMs, async () => {
-      const started = this.now();
-      await this.appendOrRefuse(
-        {
-          kind: 'start',
-          record: {
-            executionId,
-            command: command.name,
-            startedAt: new Date(started).toISOString(),
-            deadline: new Date(started + timeLimitMs).toISOString(),
-            timeLimitMs,
-          },
+  /**
+   * The worker invocation: runs an accepted execution once. The pending run is
+   * consumed by a conditional delete, so a duplicate delivery of the worker
+   * event finds nothing to do. Never throws: there is no caller to tell.
+   */
+  async runAccepted(executionId: string, maxTimeMs: number): Promise<void> {
+    const logFields = { executionId };
+    try {
+      const pending = await this.deps.state.get<PendingRun>(pendingKey(executionId));
+      // Only accepted runs: a forged worker event cannot skip an approval.
+      if (pending?.value.kind !== 'async') {
+        this.deps.logger.log('warn', 'worker.nothing_to_run', logFields);
+        return;
+      }
+      const consumed = await this.deps.state.delete<PendingRun>(pendingKey(executionId), executionId, { liveOnly: true });
+      if (!consumed) {
+        this.deps.logger.log('warn', 'worker.already_taken', logFields);
+        return;
+      }
+      // Its outcome is in the audit (and reported to its task token): nobody else awaits it.
+      await this.runDeferred(executionId, consumed.value, Math.min(maxTimeMs, pipelineDefaults.workerMaxTimeMs)).catch(() => undefined);
+    } catch (error) {
+      this.deps.logger.log('error', 'worker.failed', { ...logFields, error: describeError(error) });
+    }
+  }
+
+  /** Runs an execution decided earlier (approved, or accepted for a worker) and reports to its task token. */
+  private async runDeferred(executionId: string, run: PendingRun, maxTimeMs: number): Promise<ExecutionResponse> {
+    try {
+      const command = await this.allowedCommand(run.command);
+      const timeLimitMs = this.timeLimit(command, maxTimeMs);
+      const response = await this.runExclusive(command, executionId, timeLimitMs, async () => {
+        const started = this.now();
+        const start = { executionId, command: command.name, startedAt: new Date(started).toISOString(), deadline: new Date(started + timeLimitMs).toISOString(), timeLimitMs };
+        await this.appendOrRefuse({ kind: 'start', record: start }, { executionId, command: command.name });
+        return this.runAndRecord(command, run.args, executionId, run.requester, run.dryRun, timeLimitMs, started);
+      });
+      if (run.taskToken) await this.report(run.taskToken, response);
+      return response;
+    } catch (error) {
+      const failure = toManageError(error);
+      if (!failure.executionId) {
+        // Refused before it ran (no longer allowed, exclusive and busy, audit down): close the execution.
+        await this.bestEffort('audit.outcome_failed', () =>
+          this.deps.audit.append({
+            kind: 'outcome',
+            record: { executionId, command: run.command, status: 'failed', finishedAt: new Date(this.now()).toISOString(), durationMs: 0, error: { code: failure.name, message: failure.message }, output: [] },
+          }),
+        );
+        failure.executionId = executionId;
+      }
+      if (run.taskToken) await this.report(run.taskToken, failure);
+      throw failure;
+    }
+  }
+
+  private async report(taskToken: string, outcome: ExecutionResponse | ManageError): Promise<void> {
+    const reporter = this.deps.reporter;
+    if (!reporter) {
+      this.deps.logger.log('error', 'task.no_reporter', {});
+      return;
+    }
+    await this.bestEffort('task.report_failed', () =>
+      outcome instanceof ManageError ? reporter.fail(taskToken, outcome.name, outcome.message) : reporter.succeed(taskToken, outcome),
+    );
+  }
+
+  /** Records the execution as accepted, then hands it to a worker invocation. */
+  private async accept(command: Command, args: Record<string, unknown>, executionId: string, request: ExecutionRequest): Promise<PendingResponse> {
+    const launcher = this.deps.launcher;
+    if (!launcher) {
+      this.deps.logger.log('error', 'worker.unavailable', { command: command.name });
+      throw new InternalError();
+    }
+    const timeLimitMs = Math.min(command.timeLimitMs ?? commandDefaults.timeLimitMs, pipelineDefaults.workerMaxTimeMs);
+    const accepted = this.now();
+    const deadline = accepted + pipelineDefaults.workerStartGraceMs + timeLimitMs;
+    const attempt = this.attemptRecord(command, args, executionId, request, { status: 'accepted', started: accepted, deadline, timeLimitMs });
+    const logFields = { executionId, command: command.name, actor: actorKey(request.actor), channel: request.source.channel };
+    await this.appendOrRefuse({ kind: 'attempt', record: attempt }, logFields);
+    await this.guardState(() =>
+      this.deps.state.create<PendingRun>({
+        pk: pendingKey(executionId),
+        owner: executionId,
+        expiresAt: deadline,
+        value: {
+          kind: 'async',
+          command: command.name,
+          args,
+          dryRun: request.dryRun,
+          planDigest: planDigest(command.name, args),
+          requester: request.actor,
+          approvers: [],
+          ...(request.taskToken ? { taskToken: request.taskToken } : {}),
         },
-        logFields,
-      );
-      return this.runAndRecord(command, run.args, executionId, run.requester, false, timeLimitMs, started);
-    });
+      }),
+    );
+    try {
+      await launcher.launch({ mmWorker: { executionId } });
+    } catch (error) {
+      this.deps.logger.log('error', 'worker.launch_failed', { ...logFields, error: describeError(error) });
+      const taken = await this.deps.state.delete(pendingKey(executionId), executionId).catch(() => undefined);
+      if (taken) {
+        const message = 'The worker could not be started; the command did not run.';
+        await this.bestEffort('audit.outcome_failed', () =>
+          this.deps.audit.append({
+            kind: 'outcome',
+            record: { executionId, command: command.name, status: 'failed', finishedAt: new Date(this.now()).toISOString(), durationMs: 0, error: { code: 'CommandFailed', message }, output: [] },
+          }),
+        );
+        throw new CommandFailed(message, { executionId });
+      }
+    }
+    this.deps.logger.log('info', 'execution.accepted', logFields);
+    return { executionId, command: command.name, status: 'accepted', requestedAt: attempt.startedAt };
   }
 
   /** Checks every command's audit chain (auditors only). */
@@ -284,6 +401,7 @@ export class Pipeline {
   private async start(command: Command, args: Record<string, unknown>, executionId: string, request: ExecutionRequest): Promise<ExecuteResult> {
     const approvers = this.approversOf(command.name, command);
     if (approvers.length > 0 && !request.dryRun) return this.requestApproval(command, args, executionId, request, approvers);
+    if (request.respondAsync || request.taskToken) return this.accept(command, args, executionId, request);
 
     const timeLimitMs = this.timeLimit(command, request.maxTimeMs);
     const started = this.now();
@@ -324,7 +442,16 @@ export class Pipeline {
         pk: pendingKey(executionId),
         owner: executionId,
         expiresAt,
-        value: { command: command.name, args, planDigest: digest, requester: request.actor, approvers },
+        value: {
+          kind: 'approval',
+          command: command.name,
+          args,
+          dryRun: false,
+          planDigest: digest,
+          requester: request.actor,
+          approvers,
+          ...(request.taskToken ? { taskToken: request.taskToken } : {}),
+        },
       }),
     );
     this.deps.logger.log('info', 'approval.requested', logFields);
