@@ -1,7 +1,10 @@
 declare module 'dynalite' {
   import type { Server } from 'node:http';
   interface DynaliteOptions {
+    /** A LevelDB directory; in memory when absent. */
     path?: string;
+    verbose?: boolean;
+    debug?: boolean;
     createTableMs?: number;
     deleteTableMs?: number;
     updateTableMs?: number;

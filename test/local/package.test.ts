@@ -1,0 +1,207 @@
+/**
+ * `serverless package` works offline, without AWS credentials, and produces the
+ * stack CONTRACT §1/§4 describe: the audit and state tables as core/audit/table.ts
+ * defines them, the two HTTP API routes, a least-privilege role and a
+ * self-contained bundle.
+ *
+ * Packaging runs in a temporary copy of the project so that it neither touches
+ * `.serverless/` nor removes the `.esbuild/` folder of a running `npm start`.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { auditTableDefinition, stateTableDefinition } from '../../core/audit/table.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const serverlessBin = join(root, 'node_modules', 'serverless', 'bin', 'serverless.js');
+
+const MANAGE_VARIABLES = [
+  'MANAGE_ALLOW_LIST',
+  'MANAGE_COGNITO_USER_POOL_ID',
+  'MANAGE_COGNITO_CLIENT_ID',
+  'MANAGE_COGNITO_TOKEN_USE',
+  'MANAGE_JWT_ISSUER',
+  'MANAGE_JWT_AUDIENCE',
+  'MANAGE_JWT_JWKS_URI',
+  'MANAGE_COMMAND_GROUPS',
+  'MANAGE_AUDITOR_GROUPS',
+  'MANAGE_AUDIT_TABLE',
+  'MANAGE_MAX_BODY_BYTES',
+  'MANAGE_HTTP_TIME_LIMIT_MS',
+  'MANAGE_EXCLUSIVE',
+  'MANAGE_APPROVAL',
+  'MANAGE_IDEMPOTENCY_TTL_SECONDS',
+  'MANAGE_STATE_TABLE',
+  'MANAGE_APPROVAL_TTL_SECONDS',
+  'MANAGE_AUDIT_HMAC_KEY',
+];
+const AUDIT_TABLE = { 'Fn::GetAtt': ['AuditTable', 'Arn'] };
+const AUDIT_INDEXES = { 'Fn::Sub': '${AuditTable.Arn}/index/*' };
+const STATE_TABLE = { 'Fn::GetAtt': ['StateTable', 'Arn'] };
+const SELF = { 'Fn::Sub': 'arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:middle-management-prod-manage' };
+const STATE_MACHINES = { 'Fn::Sub': 'arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:*' };
+/** What each resource may be asked: the audit trail is append-only. */
+const ALLOWED_ACTIONS = new Map<string, Set<string>>([
+  [JSON.stringify(AUDIT_TABLE), new Set(['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:Query'])],
+  [JSON.stringify(AUDIT_INDEXES), new Set(['dynamodb:Query'])],
+  [JSON.stringify(STATE_TABLE), new Set(['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'])],
+  [JSON.stringify(SELF), new Set(['lambda:InvokeFunction'])],
+  [JSON.stringify(STATE_MACHINES), new Set(['states:SendTaskSuccess', 'states:SendTaskFailure'])],
+]);
+
+type Template = { Resources: Record<string, { Type: string; Properties: any; DeletionPolicy?: string; UpdateReplacePolicy?: string }> };
+interface Packaged {
+  template: Template;
+  zip: Buffer;
+}
+
+let work: string;
+
+/** `serverless package --stage <stage>` with no credentials, no profile and an empty HOME. */
+async function packageStage(stage: string): Promise<Packaged> {
+  const out = join(work, `out-${stage}`);
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: join(work, 'home'), SLS_TELEMETRY_DISABLED: '1' };
+  await mkdir(env.HOME!, { recursive: true });
+  await promisify(execFile)(process.execPath, [serverlessBin, 'package', '--stage', stage, '--package', out], {
+    cwd: join(work, 'project'),
+    env,
+    maxBuffer: 16 * 1024 * 1024,
+    timeout: 120_000,
+  });
+  return {
+    template: JSON.parse(await readFile(join(out, 'cloudformation-template-update-stack.json'), 'utf8')),
+    zip: await readFile(join(out, 'middle-management.zip')),
+  };
+}
+
+function ofType(template: Template, type: string) {
+  return Object.entries(template.Resources).filter(([, resource]) => resource.Type === type);
+}
+
+function sortByName<T extends Record<string, unknown>>(items: T[] | undefined, key: keyof T): T[] {
+  return [...(items ?? [])].sort((a, b) => String(a[key]).localeCompare(String(b[key])));
+}
+
+describe('serverless package', { timeout: 180_000 }, () => {
+  const packaged: Record<string, Packaged> = {};
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'mm-package-'));
+    const project = join(work, 'project');
+    for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'core', 'commands', 'handlers']) {
+      await cp(join(root, entry), join(project, entry), { recursive: true });
+    }
+    await symlink(join(root, 'node_modules'), join(project, 'node_modules'), 'dir');
+    packaged.prod = await packageStage('prod');
+    packaged.dev = await packageStage('dev');
+  });
+
+  after(async () => {
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  function assertSameLayout(props: any, expected: CreateTableCommandInput): void {
+    assert.equal(props.TableName, expected.TableName);
+    assert.equal(props.BillingMode, 'PAY_PER_REQUEST');
+    assert.deepEqual(props.KeySchema, expected.KeySchema);
+    assert.deepEqual(sortByName(props.AttributeDefinitions, 'AttributeName'), sortByName(expected.AttributeDefinitions as any, 'AttributeName'));
+    assert.deepEqual(sortByName(props.GlobalSecondaryIndexes, 'IndexName'), sortByName(expected.GlobalSecondaryIndexes as any, 'IndexName'));
+    assert.deepEqual(props.SSESpecification, { SSEEnabled: true });
+  }
+
+  for (const stage of ['prod', 'dev']) {
+    it(`declares the tables of core/audit/table.ts (${stage})`, () => {
+      const { Resources } = packaged[stage]!.template;
+      assert.equal(ofType(packaged[stage]!.template, 'AWS::DynamoDB::Table').length, 2);
+
+      const audit = Resources.AuditTable!;
+      assertSameLayout(audit.Properties, auditTableDefinition(`middle-management-${stage}-audit`));
+      assert.deepEqual(audit.Properties.PointInTimeRecoverySpecification, { PointInTimeRecoveryEnabled: true });
+      assert.equal(audit.DeletionPolicy, 'Retain');
+      assert.equal(audit.UpdateReplacePolicy, 'Retain');
+
+      const state = Resources.StateTable!;
+      assertSameLayout(state.Properties, stateTableDefinition(`middle-management-${stage}-state`));
+      assert.deepEqual(state.Properties.TimeToLiveSpecification, { AttributeName: 'ttl', Enabled: true });
+
+      const variables = ofType(packaged[stage]!.template, 'AWS::Lambda::Function')[0]![1].Properties.Environment.Variables;
+      assert.equal(variables.MANAGE_AUDIT_TABLE, audit.Properties.TableName);
+      assert.equal(variables.MANAGE_STATE_TABLE, state.Properties.TableName);
+    });
+  }
+
+  it('routes every method of /__manage__ and /__manage__/{proxy+} to the manage function', () => {
+    const routes = ofType(packaged.prod!.template, 'AWS::ApiGatewayV2::Route').map(([, route]) => route.Properties.RouteKey);
+    assert.deepEqual(routes.sort(), ['ANY /__manage__', 'ANY /__manage__/{proxy+}']);
+  });
+
+  it('deploys the manage function as CONTRACT §1 names it, with every MANAGE_* variable', () => {
+    for (const stage of ['prod', 'dev']) {
+      const functions = ofType(packaged[stage]!.template, 'AWS::Lambda::Function');
+      assert.equal(functions.length, 1);
+      const props = functions[0]![1].Properties;
+      assert.equal(props.FunctionName, `middle-management-${stage}-manage`);
+      assert.equal(props.Runtime, 'nodejs22.x');
+      assert.deepEqual(props.Architectures, ['arm64']);
+      assert.equal(props.Handler, 'handlers/manage.handler');
+      const variables = props.Environment.Variables as Record<string, unknown>;
+      for (const name of MANAGE_VARIABLES) assert.equal(typeof variables[name], 'string', `${name} is not set for ${stage}`);
+      assert.equal(variables.NODE_OPTIONS, '--enable-source-maps');
+      assert.equal(variables.AWS_ENDPOINT_URL_DYNAMODB, undefined);
+    }
+    const dev = ofType(packaged.dev!.template, 'AWS::Lambda::Function')[0]![1].Properties.Environment.Variables;
+    assert.equal(dev.MANAGE_ALLOW_LIST, 'noop,echo,sleep,fail');
+  });
+
+  it('grants only what each resource needs: no UpdateItem, no wildcard', () => {
+    const roles = ofType(packaged.prod!.template, 'AWS::IAM::Role');
+    assert.equal(roles.length, 1);
+    const statements = roles[0]![1].Properties.Policies.flatMap((policy: any) => policy.PolicyDocument.Statement);
+    // Everything but the framework's own CloudWatch Logs statements.
+    const granted = statements.filter((statement: any) => [statement.Action].flat().some((action: string) => !action.startsWith('logs:')));
+    assert.ok(granted.length > 0);
+    for (const statement of statements) {
+      assert.equal(statement.Effect, 'Allow');
+      for (const resource of [statement.Resource].flat()) assert.notEqual(resource, '*', JSON.stringify(statement));
+      for (const action of [statement.Action].flat()) assert.ok(!action.endsWith('*'), `wildcard action ${action}`);
+    }
+    for (const statement of granted) {
+      for (const resource of [statement.Resource].flat()) {
+        const allowed = ALLOWED_ACTIONS.get(JSON.stringify(resource));
+        assert.ok(allowed, `unexpected resource ${JSON.stringify(resource)}`);
+        for (const action of [statement.Action].flat()) {
+          assert.ok(allowed.has(action), `${action} on ${JSON.stringify(resource)}`);
+        }
+      }
+    }
+  });
+
+  it('ships one self-contained ESM bundle with its source map', () => {
+    const names = zipEntryNames(packaged.prod!.zip);
+    assert.deepEqual(names.sort(), ['handlers/manage.mjs', 'handlers/manage.mjs.map']);
+  });
+});
+
+/** File names from a zip's central directory. */
+function zipEntryNames(zip: Buffer): string[] {
+  const end = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  assert.ok(end >= 0, 'not a zip file');
+  const count = zip.readUInt16LE(end + 10);
+  let offset = zip.readUInt32LE(end + 16);
+  const names: string[] = [];
+  for (let i = 0; i < count; i++) {
+    assert.equal(zip.readUInt32LE(offset), 0x02014b50, 'bad central directory entry');
+    const nameLength = zip.readUInt16LE(offset + 28);
+    const extraLength = zip.readUInt16LE(offset + 30);
+    const commentLength = zip.readUInt16LE(offset + 32);
+    names.push(zip.toString('utf8', offset + 46, offset + 46 + nameLength));
+    offset += 46 + nameLength + extraLength + commentLength;
+  }
+  return names;
+}
