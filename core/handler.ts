@@ -85,8 +85,9 @@ function contractErrors(logger: Logger): MiddlewareObj<unknown, unknown, Error, 
         request.response = errorResponse(error);
         return;
       }
-      // Lambda returns the stack to the invoker; ours says nothing they need.
-      error.stack = `${error.name}: ${error.message}`;
+      // Lambda returns the stack to the invoker (Step Functions puts it in the Cause):
+      // ours says nothing they need, the execution id does.
+      error.stack = `${error.name}: ${error.message}${error.executionId ? `\n    at execution ${error.executionId}` : ''}`;
       request.error = error;
     },
   };

@@ -104,7 +104,8 @@ export class HttpAdapter {
       case 'verifyAudit':
         return json(200, await pipeline.verifyAudit(actor, request.query));
       case 'listCommands':
-        return json(200, { commands: await pipeline.listCommands(actor) });
+        // The HTTP window tells clients (mm) when to prefer an async run.
+        return json(200, { commands: await pipeline.listCommands(actor), httpTimeLimitMs: this.deps.config.httpTimeLimitMs });
       case 'listExecutions':
         return json(200, await pipeline.listExecutions(actor, request.query));
       case 'getExecution':

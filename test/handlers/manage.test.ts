@@ -464,6 +464,8 @@ describe('direct invocation (CONTRACT §3)', () => {
     await assert.rejects(stack.invoke({ command: 'sleep', data: { ms: 10_000 } }, 1700), (error: Error & { executionId?: string }) => {
       assert.equal(error.name, 'CommandTimedOut');
       assert.match(error.executionId ?? '', /^[0-9A-Z]{26}$/);
+      // Lambda hands the stack to Step Functions as the Cause's trace: the execution id is there.
+      assert.equal(error.stack, `CommandTimedOut: ${error.message}\n    at execution ${error.executionId}`);
       return true;
     });
   });

@@ -94,7 +94,7 @@ describe('serverless package', { timeout: 180_000 }, () => {
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'mm-package-'));
     const project = join(work, 'project');
-    for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'core', 'commands', 'handlers']) {
+    for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'core', 'commands', 'handlers', 'statemachines']) {
       await cp(join(root, entry), join(project, entry), { recursive: true });
     }
     await symlink(join(root, 'node_modules'), join(project, 'node_modules'), 'dir');
@@ -160,7 +160,7 @@ describe('serverless package', { timeout: 180_000 }, () => {
   });
 
   it('grants only what each resource needs: no UpdateItem, no wildcard', () => {
-    const roles = ofType(packaged.prod!.template, 'AWS::IAM::Role');
+    const roles = ofType(packaged.prod!.template, 'AWS::IAM::Role').filter(([name]) => name === 'IamRoleLambdaExecution');
     assert.equal(roles.length, 1);
     const statements = roles[0]![1].Properties.Policies.flatMap((policy: any) => policy.PolicyDocument.Statement);
     // Everything but the framework's own CloudWatch Logs statements.
@@ -180,6 +180,22 @@ describe('serverless package', { timeout: 180_000 }, () => {
         }
       }
     }
+  });
+
+  it('the example state machine is the ASL file, and its role may invoke the manage function only', async () => {
+    const [[, machine]] = ofType(packaged.prod!.template, 'AWS::StepFunctions::StateMachine') as [[string, any]];
+    const asl = JSON.parse(await readFile(join(root, 'statemachines', 'maintenance.asl.json'), 'utf8'));
+    assert.deepEqual(machine.Properties.Definition, asl);
+    assert.deepEqual(machine.Properties.DefinitionSubstitutions, { ManageFunctionArn: { 'Fn::GetAtt': ['ManageLambdaFunction', 'Arn'] } });
+    const role = packaged.prod!.template.Resources.MaintenanceStateMachineRole!.Properties;
+    const statements = role.Policies.flatMap((policy: any) => policy.PolicyDocument.Statement);
+    assert.deepEqual(statements, [
+      {
+        Effect: 'Allow',
+        Action: ['lambda:InvokeFunction'],
+        Resource: [{ 'Fn::GetAtt': ['ManageLambdaFunction', 'Arn'] }, { 'Fn::Sub': '${ManageLambdaFunction.Arn}:*' }],
+      },
+    ]);
   });
 
   it('ships one self-contained ESM bundle with its source map', () => {

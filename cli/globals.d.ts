@@ -1,0 +1,1 @@
+declare const __MM_VERSION__: string;
