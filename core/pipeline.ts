@@ -142,11 +142,14 @@ interface PendingRun {
   planDigest: string;
   requester: Actor;
   approvers: string[];
-  taskToken?: string;
+  /** A Step Functions task waits for this execution: its token is in the `TASK#` item. */
+  reportsToTask?: boolean;
 }
 
 const COMMAND_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const pendingKey = (executionId: string) => `PENDING#${executionId}`;
+/** Kept apart from the pending run so that a retried task can hand over a new token at any time. */
+const taskKey = (executionId: string) => `TASK#${executionId}`;
 
 export class Pipeline {
   private readonly loaded = new Map<string, Promise<Command>>();
@@ -178,9 +181,17 @@ export class Pipeline {
       case 'mismatch':
         throw new Conflict('This idempotency key was already used with other arguments.');
       case 'in_flight':
+        if (request.taskToken) {
+          await this.rebindTask(claim.executionId, request.taskToken);
+          return { executionId: claim.executionId, command: command.name, status: 'accepted', requestedAt: new Date(this.now()).toISOString() };
+        }
         throw new Conflict(`A request with this idempotency key is still in progress (execution ${claim.executionId}).`, claim.executionId);
       case 'replay':
-        if (claim.outcome.kind === 'response') return claim.outcome.body as ExecuteResult;
+        if (claim.outcome.kind === 'response') {
+          const body = claim.outcome.body as ExecuteResult;
+          if (request.taskToken) await this.rebindTask(body.executionId, request.taskToken);
+          return body;
+        }
         throw Object.assign(errorFromCode(claim.outcome.code, claim.outcome.message, claim.outcome.executionId), claim.outcome.auditRecorded === false ? { auditRecorded: false } : {});
     }
 
@@ -254,7 +265,7 @@ export class Pipeline {
     await this.appendOrRefuse({ kind: 'decision', record: { executionId, command: run.command, decision, by: approver, at: decidedAt } }, logFields);
     this.deps.logger.log('info', 'approval.decided', logFields);
     if (decision === 'rejected') {
-      if (run.taskToken) await this.report(run.taskToken, new Forbidden(`Execution ${executionId} was rejected by ${actorKey(approver)}.`));
+      if (run.reportsToTask) await this.report(executionId, new Forbidden(`Execution ${executionId} was rejected by ${actorKey(approver)}.`));
       return { executionId, command: run.command, status: 'rejected', decidedBy: actorKey(approver), decidedAt };
     }
     return this.runDeferred(executionId, run, options.maxTimeMs);
@@ -297,7 +308,7 @@ export class Pipeline {
         await this.appendOrRefuse({ kind: 'start', record: start }, { executionId, command: command.name });
         return this.runAndRecord(command, run.args, executionId, run.requester, run.dryRun, timeLimitMs, started);
       });
-      if (run.taskToken) await this.report(run.taskToken, response);
+      if (run.reportsToTask) await this.report(executionId, response);
       return response;
     } catch (error) {
       const failure = toManageError(error);
@@ -311,20 +322,51 @@ export class Pipeline {
         );
         failure.executionId = executionId;
       }
-      if (run.taskToken) await this.report(run.taskToken, failure);
+      if (run.reportsToTask) await this.report(executionId, failure);
       throw failure;
     }
   }
 
-  private async report(taskToken: string, outcome: ExecutionResponse | ManageError): Promise<void> {
+  /**
+   * Reports an outcome to the task token bound to the execution. If a retried
+   * task bound a new token meanwhile, that one is told too.
+   */
+  private async report(executionId: string, outcome: ExecutionResponse | ManageError): Promise<void> {
     const reporter = this.deps.reporter;
     if (!reporter) {
-      this.deps.logger.log('error', 'task.no_reporter', {});
+      this.deps.logger.log('error', 'task.no_reporter', { executionId });
       return;
     }
-    await this.bestEffort('task.report_failed', () =>
-      outcome instanceof ManageError ? reporter.fail(taskToken, outcome.name, outcome.message) : reporter.succeed(taskToken, outcome),
-    );
+    const told = new Set<string>();
+    for (let round = 0; round < 3; round++) {
+      const task = await this.deps.state.get<{ taskToken: string }>(taskKey(executionId)).catch(() => undefined);
+      const token = task?.value.taskToken;
+      if (!token || told.has(token)) return;
+      told.add(token);
+      await this.bestEffort('task.report_failed', () =>
+        outcome instanceof ManageError ? reporter.fail(token, outcome.name, outcome.message) : reporter.succeed(token, outcome),
+      );
+    }
+  }
+
+  /** A retried Step Functions task brings a new token for an execution already under way or done. */
+  private async rebindTask(executionId: string, taskToken: string): Promise<void> {
+    const item = { pk: taskKey(executionId), owner: executionId, expiresAt: this.now() + pipelineDefaults.workerStartGraceMs + 2 * pipelineDefaults.workerMaxTimeMs, value: { taskToken } };
+    const replaced = await this.guardState(() => this.deps.state.replace(item));
+    if (!replaced) await this.guardState(() => this.deps.state.create(item));
+    // Finished already: nobody else will report to this token.
+    const record = await this.readAudit(() => this.deps.audit.getExecution(executionId));
+    if (!record?.outcomeRecorded) return;
+    if (record.status === 'succeeded' || record.status === 'planned') {
+      const { executionId: id, command, status, result, output = [], startedAt, finishedAt = startedAt, durationMs = 0 } = record;
+      await this.report(id, { executionId: id, command, status, result, output, startedAt, finishedAt, durationMs });
+    } else {
+      await this.report(executionId, errorFromCode(record.error?.code ?? 'CommandFailed', record.error?.message ?? `Execution ${executionId} ${record.status}.`, executionId));
+    }
+  }
+
+  private async bindTask(executionId: string, taskToken: string, until: number): Promise<void> {
+    await this.guardState(() => this.deps.state.create({ pk: taskKey(executionId), owner: executionId, expiresAt: until + pipelineDefaults.workerMaxTimeMs, value: { taskToken } }));
   }
 
   /** Records the execution as accepted, then hands it to a worker invocation. */
@@ -353,10 +395,11 @@ export class Pipeline {
           planDigest: planDigest(command.name, args),
           requester: request.actor,
           approvers: [],
-          ...(request.taskToken ? { taskToken: request.taskToken } : {}),
+          ...(request.taskToken ? { reportsToTask: true } : {}),
         },
       }),
     );
+    if (request.taskToken) await this.bindTask(executionId, request.taskToken, deadline);
     try {
       await launcher.launch({ mmWorker: { executionId } });
     } catch (error) {
@@ -450,10 +493,11 @@ export class Pipeline {
           planDigest: digest,
           requester: request.actor,
           approvers,
-          ...(request.taskToken ? { taskToken: request.taskToken } : {}),
+          ...(request.taskToken ? { reportsToTask: true } : {}),
         },
       }),
     );
+    if (request.taskToken) await this.bindTask(executionId, request.taskToken, expiresAt + pipelineDefaults.workerMaxTimeMs);
     this.deps.logger.log('info', 'approval.requested', logFields);
     return {
       executionId,

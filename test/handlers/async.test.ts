@@ -179,6 +179,36 @@ describe('Step Functions task tokens', () => {
     assert.deepEqual(calls[0], { target: 'AWSStepFunctions.SendTaskFailure', body: { taskToken: 'token-failure', error: 'CommandFailed', cause: 'broken step' } });
   });
 
+  it('a retried task (same idempotency key, new token) is told the outcome, and nothing runs twice', async () => {
+    calls.length = 0;
+    const event = { command: 'touch', data: { label: 'retried-task' }, idempotencyKey: 'sfn-exec-1-step', actor: 'exec-1' };
+    const first = await tokenStack.invoke({ ...event, taskToken: 'token-first' });
+    await waitForCalls(1);
+    // Step Functions lost the first answer and retried the task with a new token after the run ended.
+    const second = await tokenStack.invoke({ ...event, taskToken: 'token-second' });
+    assert.equal(second.executionId, first.executionId);
+    await waitForCalls(2);
+    assert.deepEqual(calls.map((c) => [c.target, c.body.taskToken]), [
+      ['AWSStepFunctions.SendTaskSuccess', 'token-first'],
+      ['AWSStepFunctions.SendTaskSuccess', 'token-second'],
+    ]);
+    assert.equal(JSON.parse(calls[1]!.body.output).executionId, first.executionId);
+    assert.equal(runs.filter((r) => r === 'retried-task').length, 1);
+  });
+
+  it('a token handed over before the worker ran is the one reported', async () => {
+    calls.length = 0;
+    const queued = new QueuedLauncher();
+    const slow = stack.withEnv({}, { launcher: queued, reporter: new StepFunctionsTaskReporter({ region: 'us-east-1', endpoint: sfn.url }) });
+    const event = { command: 'touch', data: { label: 'handover' }, idempotencyKey: 'sfn-exec-2-step' };
+    const first = await slow.invoke({ ...event, taskToken: 'token-old' });
+    await slow.invoke({ ...event, taskToken: 'token-new' });
+    await runWorker(slow, queued.queued.find((e) => e.mmWorker.executionId === first.executionId)!);
+    await waitForCalls(1);
+    assert.deepEqual(calls.map((c) => c.body.taskToken), ['token-new']);
+    assert.equal(runs.filter((r) => r === 'handover').length, 1);
+  });
+
   it('refusals come back at once as the invocation error, with nothing reported later', async () => {
     calls.length = 0;
     await assert.rejects(tokenStack.invoke({ command: 'nope', taskToken: 't' }), { name: 'CommandNotAllowed' });
