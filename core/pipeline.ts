@@ -314,12 +314,7 @@ export class Pipeline {
       const failure = toManageError(error);
       if (!failure.executionId) {
         // Refused before it ran (no longer allowed, exclusive and busy, audit down): close the execution.
-        await this.bestEffort('audit.outcome_failed', () =>
-          this.deps.audit.append({
-            kind: 'outcome',
-            record: { executionId, command: run.command, status: 'failed', finishedAt: new Date(this.now()).toISOString(), durationMs: 0, error: { code: failure.name, message: failure.message }, output: [] },
-          }),
-        );
+        await this.closeUnrun(executionId, run.command, failure);
         failure.executionId = executionId;
       }
       if (run.reportsToTask) await this.report(executionId, failure);
@@ -369,6 +364,47 @@ export class Pipeline {
     await this.guardState(() => this.deps.state.create({ pk: taskKey(executionId), owner: executionId, expiresAt: until + pipelineDefaults.workerMaxTimeMs, value: { taskToken } }));
   }
 
+  /**
+   * Records the first record of an execution that runs later, and keeps what the
+   * later run needs (its full arguments, its task token) in the state store.
+   */
+  private async defer(
+    attempt: AttemptRecord,
+    request: ExecutionRequest,
+    run: Pick<PendingRun, 'kind' | 'args' | 'dryRun' | 'approvers'>,
+  ): Promise<Record<string, unknown>> {
+    const { executionId, command } = attempt;
+    const logFields = { executionId, command, actor: actorKey(request.actor), channel: request.source.channel };
+    await this.appendOrRefuse({ kind: 'attempt', record: attempt }, logFields);
+    const expiresAt = Date.parse(attempt.deadline);
+    await this.guardState(() =>
+      this.deps.state.create<PendingRun>({
+        pk: pendingKey(executionId),
+        owner: executionId,
+        expiresAt,
+        value: {
+          ...run,
+          command,
+          planDigest: attempt.planDigest ?? planDigest(command, run.args),
+          requester: request.actor,
+          ...(request.taskToken ? { reportsToTask: true } : {}),
+        },
+      }),
+    );
+    if (request.taskToken) await this.bindTask(executionId, request.taskToken, expiresAt);
+    return logFields;
+  }
+
+  /** The outcome of an execution that was recorded but never ran. */
+  private async closeUnrun(executionId: string, command: string, failure: ManageError): Promise<void> {
+    await this.bestEffort('audit.outcome_failed', () =>
+      this.deps.audit.append({
+        kind: 'outcome',
+        record: { executionId, command, status: 'failed', finishedAt: new Date(this.now()).toISOString(), durationMs: 0, error: { code: failure.name, message: failure.message }, output: [] },
+      }),
+    );
+  }
+
   /** Records the execution as accepted, then hands it to a worker invocation. */
   private async accept(command: Command, args: Record<string, unknown>, executionId: string, request: ExecutionRequest): Promise<PendingResponse> {
     const launcher = this.deps.launcher;
@@ -380,40 +416,16 @@ export class Pipeline {
     const accepted = this.now();
     const deadline = accepted + pipelineDefaults.workerStartGraceMs + timeLimitMs;
     const attempt = this.attemptRecord(command, args, executionId, request, { status: 'accepted', started: accepted, deadline, timeLimitMs });
-    const logFields = { executionId, command: command.name, actor: actorKey(request.actor), channel: request.source.channel };
-    await this.appendOrRefuse({ kind: 'attempt', record: attempt }, logFields);
-    await this.guardState(() =>
-      this.deps.state.create<PendingRun>({
-        pk: pendingKey(executionId),
-        owner: executionId,
-        expiresAt: deadline,
-        value: {
-          kind: 'async',
-          command: command.name,
-          args,
-          dryRun: request.dryRun,
-          planDigest: planDigest(command.name, args),
-          requester: request.actor,
-          approvers: [],
-          ...(request.taskToken ? { reportsToTask: true } : {}),
-        },
-      }),
-    );
-    if (request.taskToken) await this.bindTask(executionId, request.taskToken, deadline);
+    const logFields = await this.defer(attempt, request, { kind: 'async', args, dryRun: request.dryRun, approvers: [] });
     try {
       await launcher.launch({ mmWorker: { executionId } });
     } catch (error) {
       this.deps.logger.log('error', 'worker.launch_failed', { ...logFields, error: describeError(error) });
       const taken = await this.deps.state.delete(pendingKey(executionId), executionId).catch(() => undefined);
       if (taken) {
-        const message = 'The worker could not be started; the command did not run.';
-        await this.bestEffort('audit.outcome_failed', () =>
-          this.deps.audit.append({
-            kind: 'outcome',
-            record: { executionId, command: command.name, status: 'failed', finishedAt: new Date(this.now()).toISOString(), durationMs: 0, error: { code: 'CommandFailed', message }, output: [] },
-          }),
-        );
-        throw new CommandFailed(message, { executionId });
+        const failure = new CommandFailed('The worker could not be started; the command did not run.', { executionId });
+        await this.closeUnrun(executionId, command.name, failure);
+        throw failure;
       }
     }
     this.deps.logger.log('info', 'execution.accepted', logFields);
@@ -478,26 +490,7 @@ export class Pipeline {
       timeLimitMs: command.timeLimitMs ?? commandDefaults.timeLimitMs,
       planDigest: digest,
     });
-    const logFields = { executionId, command: command.name, actor: actorKey(request.actor), channel: request.source.channel };
-    await this.appendOrRefuse({ kind: 'attempt', record: attempt }, logFields);
-    await this.guardState(() =>
-      this.deps.state.create<PendingRun>({
-        pk: pendingKey(executionId),
-        owner: executionId,
-        expiresAt,
-        value: {
-          kind: 'approval',
-          command: command.name,
-          args,
-          dryRun: false,
-          planDigest: digest,
-          requester: request.actor,
-          approvers,
-          ...(request.taskToken ? { reportsToTask: true } : {}),
-        },
-      }),
-    );
-    if (request.taskToken) await this.bindTask(executionId, request.taskToken, expiresAt + pipelineDefaults.workerMaxTimeMs);
+    const logFields = await this.defer(attempt, request, { kind: 'approval', args, dryRun: false, approvers });
     this.deps.logger.log('info', 'approval.requested', logFields);
     return {
       executionId,

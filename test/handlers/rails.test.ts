@@ -35,7 +35,8 @@ const testCommands = {
       timeLimitMs: 2000,
       async run({ label }) {
         runs.push(label);
-        await sleep(200);
+        // Long enough that all ten concurrent requests reach the lease while it is held.
+        await sleep(500);
         return { label };
       },
     }),
@@ -144,11 +145,13 @@ describe('exclusive commands', () => {
 
   it('config can make any command exclusive', async () => {
     const exclusive = stack.withEnv({ MANAGE_EXCLUSIVE: 'sleep' });
-    const [a, b] = await Promise.all([
-      post(exclusive, alice, 'sleep', { data: { ms: 150 } }),
-      sleep(20).then(() => post(exclusive, alice, 'sleep', { data: { ms: 1 } })),
-    ]);
-    assert.deepEqual([a.status, b.status], [200, 409]);
+    const state = new DynamoStateStore({ tableName: stack.dynamo.stateTableName, region: 'us-east-1', endpoint: stack.dynamo.endpoint });
+    const first = post(exclusive, alice, 'sleep', { data: { ms: 300 } });
+    // Once the first run holds the lease, a second one is refused.
+    for (let i = 0; i < 100 && !(await state.get('LEASE#sleep')); i++) await sleep(5);
+    const second = await post(exclusive, alice, 'sleep', { data: { ms: 1 } });
+    assert.equal(second.status, 409);
+    assert.equal((await first).status, 200);
   });
 
   it("a crashed holder's lease expires, and a lease cannot be released by another", async () => {
