@@ -218,7 +218,7 @@ function banner(options: {
   ];
   if (options.token) {
     lines.push(
-      'A development token, valid 12 hours (more: npm run -s token -- --sub NAME --groups a,b):',
+      'A development token, valid 12 hours (more: npm run token -- --sub NAME --groups a,b):',
       '',
       `  ${options.token}`,
       '',

@@ -2,7 +2,7 @@
  * `npm run token -- [--sub NAME] [--groups a,b] [--username U] [--ttl SECONDS]`
  *
  * Prints one bearer token of the local development issuer on stdout and nothing
- * else, so that `MM_TOKEN=$(npm run -s token)` works. The stack need not be running.
+ * else, so that `MM_TOKEN=$(npm run token)` works. The stack need not be running.
  */
 import { parseArgs } from 'node:util';
 import { loadDevIssuer, signDevToken } from './dev-issuer.js';
