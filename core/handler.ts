@@ -10,7 +10,8 @@ import type { CommandLoader } from './command.js';
 import type { ManageConfig } from './config.js';
 import { toManageError } from './errors.js';
 import { createTokenVerifier, type TokenVerifier } from './auth/verifier.js';
-import { DynamoAuditStore } from './audit/dynamodb.js';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoAuditStore, createDynamoClient } from './audit/dynamodb.js';
 import type { AuditStore } from './audit/store.js';
 import { DynamoStateStore } from './state/dynamodb.js';
 import type { StateStore } from './state/store.js';
@@ -45,10 +46,14 @@ export function createManageHandler(config: ManageConfig, options: ManageHandler
     ...(config.dynamoEndpoint ? { endpoint: config.dynamoEndpoint } : {}),
     ...(options.now ? { now: options.now } : {}),
   };
+  // One DynamoDB client for both tables: one set of credentials, one connection pool,
+  // and the SDK's first-call set-up paid once per instance, not once per store.
+  let client: DynamoDBDocumentClient | undefined;
+  const shared = () => (client ??= createDynamoClient(dynamo));
   const audit =
     options.audit ??
-    new DynamoAuditStore({ ...dynamo, tableName: config.auditTable, ...(config.auditHmacKey ? { hashKey: config.auditHmacKey } : {}) });
-  const state = options.state ?? new DynamoStateStore({ ...dynamo, tableName: config.stateTable });
+    new DynamoAuditStore({ ...dynamo, tableName: config.auditTable, ...(config.auditHmacKey ? { hashKey: config.auditHmacKey } : {}) }, shared());
+  const state = options.state ?? new DynamoStateStore({ ...dynamo, tableName: config.stateTable }, shared());
   const verifier =
     options.verifier ?? createTokenVerifier(config, options.jwksFetcher ? { fetcher: options.jwksFetcher } : {});
   const launcher =

@@ -219,7 +219,7 @@ function normalize(event: HttpEvent): HttpRequest {
   for (const [name, value] of Object.entries(event.headers ?? {})) {
     if (typeof value === 'string') headers[name.toLowerCase()] = value;
   }
-  const authorizations = authorizationValues(event, headers);
+  const authorizations = authorizationValues(event);
   const body =
     typeof event.body === 'string' ? Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8') : undefined;
   const query: Record<string, string> = {};
@@ -252,15 +252,20 @@ function normalize(event: HttpEvent): HttpRequest {
 }
 
 /** v2 joins repeated headers with commas; v1 lists them. Either way more than one value is refused later. */
-function authorizationValues(event: HttpEvent, headers: Record<string, string>): string[] {
+function authorizationValues(event: HttpEvent): string[] {
+  // Every spelling of the name counts: "Authorization" and "authorization" are one header, sent twice.
+  const values: string[] = [];
   if ('multiValueHeaders' in event && event.multiValueHeaders) {
-    for (const [name, values] of Object.entries(event.multiValueHeaders)) {
-      if (name.toLowerCase() === 'authorization' && values) return values.filter((v): v is string => typeof v === 'string');
+    for (const [name, list] of Object.entries(event.multiValueHeaders)) {
+      if (name.toLowerCase() === 'authorization' && list) values.push(...list.filter((v): v is string => typeof v === 'string'));
     }
   }
-  const value = headers['authorization'];
-  if (value === undefined) return [];
-  return value.includes(',') ? value.split(',') : [value];
+  if (values.length === 0) {
+    for (const [name, value] of Object.entries(event.headers ?? {})) {
+      if (name.toLowerCase() === 'authorization' && typeof value === 'string') values.push(value);
+    }
+  }
+  return values.flatMap((value) => (value.includes(',') ? value.split(',') : [value]));
 }
 
 function source(ip: string | undefined, userAgent: string | undefined, requestId: string | undefined): ExecutionSource {

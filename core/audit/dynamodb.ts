@@ -4,7 +4,7 @@
  * back, byte for byte, and what the chain hash covers.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { auditKeys } from './table.js';
 import { GENESIS_HASH, chainHash } from './chain.js';
 import {
@@ -39,9 +39,17 @@ export interface DynamoAuditStoreOptions extends DynamoClientOptions {
 
 export const dynamoAuditDefaults = {
   /** Tries to claim the next sequence number of a chain when others append at the same time. */
-  appendTries: 8,
+  appendTries: 30,
+  /** How long an append may keep trying under contention before the write counts as failed. */
+  appendBudgetMs: 5000,
   /** Executions whose records are read at once when listing. */
   listReadConcurrency: 10,
+  /**
+   * How long an append waits for this instance's previous append to the same chain;
+   * past it, it goes ahead (and may have to race for the number): one stuck write
+   * must not hold up every later run of its command.
+   */
+  queueWaitMs: 1000,
 } as const;
 
 const ALL = 'ALL';
@@ -53,7 +61,8 @@ export function createDynamoClient(options: DynamoClientOptions): DynamoDBDocume
     region: options.region,
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
     maxAttempts: options.maxAttempts ?? 2,
-    requestHandler: { connectionTimeout: 1000, requestTimeout: options.requestTimeoutMs ?? 2000 },
+    // Without throwOnRequestTimeout the SDK only logs a warning when requestTimeout passes, and waits on.
+    requestHandler: { connectionTimeout: 1000, requestTimeout: options.requestTimeoutMs ?? 2000, throwOnRequestTimeout: true },
   });
   return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
 }
@@ -63,6 +72,8 @@ export class DynamoAuditStore implements AuditStore {
   private readonly now: () => number;
   /** The last head this instance saw per chain: most appends then need no read. */
   private readonly heads = new Map<string, { seq: number; hash: string }>();
+  /** The append in progress per chain: this instance's own appends wait their turn instead of racing for a number. */
+  private readonly appending = new Map<string, Promise<void>>();
 
   constructor(
     private readonly options: DynamoAuditStoreOptions,
@@ -72,11 +83,31 @@ export class DynamoAuditStore implements AuditStore {
     this.now = options.now ?? Date.now;
   }
 
-  async append(entry: AuditEntry): Promise<void> {
+  /**
+   * Appends to the record's chain. Appends from this instance to one chain go one
+   * at a time (each then knows the head, instead of several racing for one number
+   * under concurrent requests, as serverless-offline serves them); other
+   * instances' appends can still take a number first, and then this one reads the
+   * new head and tries the next.
+   */
+  append(entry: AuditEntry): Promise<void> {
+    const { command } = entry.record;
+    const previous = this.appending.get(command);
+    const appended = previous ? waitAtMost(previous, dynamoAuditDefaults.queueWaitMs).then(() => this.appendNow(entry)) : this.appendNow(entry);
+    const done = appended.catch(() => undefined);
+    this.appending.set(command, done);
+    void done.then(() => {
+      if (this.appending.get(command) === done) this.appending.delete(command);
+    });
+    return appended;
+  }
+
+  private async appendNow(entry: AuditEntry): Promise<void> {
     const { command, executionId } = entry.record;
     const recordJson = JSON.stringify(entry.record);
     let head = this.heads.get(command);
-    for (let attempt = 0; attempt < dynamoAuditDefaults.appendTries; attempt++) {
+    const giveUpAt = Date.now() + dynamoAuditDefaults.appendBudgetMs;
+    for (let attempt = 0; attempt < dynamoAuditDefaults.appendTries && Date.now() < giveUpAt; attempt++) {
       head ??= await this.readHead(command);
       const seq = head.seq + 1;
       const hash = chainHash({ command, seq, kind: entry.kind, executionId, recordJson, prevHash: head.hash }, this.options.hashKey);
@@ -102,10 +133,19 @@ export class DynamoAuditStore implements AuditStore {
         return;
       } catch (error) {
         if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+        // The SDK retries a put whose answer was lost: the item there may be our own.
+        const { Item } = await this.client.send(
+          new GetCommand({ TableName: this.table, Key: { pk: chainPartition(command), sk: seqKey(seq) }, ConsistentRead: true }),
+        );
+        if (Item?.hash === hash && Item.record === recordJson) {
+          this.heads.set(command, { seq, hash });
+          return;
+        }
         // Someone appended first: read the new head and try the next number.
         head = undefined;
         this.heads.delete(command);
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * (attempt + 1)));
+        // Exponential back-off with full jitter: other instances spread out instead of colliding again.
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(500, 10 * 2 ** attempt)));
       }
     }
     throw new Error(`could not append to the audit chain of "${command}": too much contention`);
@@ -224,6 +264,15 @@ export class DynamoAuditStore implements AuditStore {
     );
     return Items.map((item) => ({ kind: item.kind, record: JSON.parse(String(item.record)) }) as AuditEntry);
   }
+}
+
+/** Resolves when `promise` settles or after `ms`, whichever is first. */
+function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return Promise.race([promise.then(() => undefined), timeout]).finally(() => clearTimeout(timer));
 }
 
 function recordTime(json: unknown): number {

@@ -29,7 +29,7 @@ export const MAX_TOKEN_LENGTH = 16 * 1024;
 
 /** Build the verifiers once, at cold start, for the issuers the config names. */
 export function createTokenVerifier(config: ManageConfig, options: TokenVerifierOptions = {}): TokenVerifier {
-  const jwksCache = new SimpleJwksCache({ fetcher: options.fetcher ?? new LoopbackAwareFetcher() });
+  const jwksCache = new SimpleJwksCache({ fetcher: new BackoffFetcher(options.fetcher ?? new LoopbackAwareFetcher()) });
   const oidc = config.oidc
     ? JwtVerifier.create(
         { issuer: config.oidc.issuer, audience: config.oidc.audiences, jwksUri: config.oidc.jwksUri },
@@ -46,7 +46,7 @@ export function createTokenVerifier(config: ManageConfig, options: TokenVerifier
 
   return {
     async verify(token) {
-      if (token.length > MAX_TOKEN_LENGTH) throw new Unauthorized();
+      if (token.length > MAX_TOKEN_LENGTH || !isUtf8Jwt(token)) throw new Unauthorized();
       let payload: Record<string, unknown>;
       try {
         // The unverified `iss` only picks the verifier; that verifier checks it again.
@@ -114,5 +114,41 @@ class LoopbackAwareFetcher implements Fetcher {
       return response.arrayBuffer();
     }
     return this.https.fetch(uri, requestOptions, data);
+  }
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** RFC 7519 §7.2: header and payload are UTF-8; decoded leniently, distinct byte strings would read as one claim. */
+function isUtf8Jwt(token: string): boolean {
+  try {
+    for (const part of token.split('.').slice(0, 2)) strictUtf8.decode(Buffer.from(part, 'base64url'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * aws-jwt-verify's penalty box only holds back a refetch after a JWKS that lacked the kid;
+ * a fetch that failed would be retried by every request. This backs off after a failure too.
+ */
+class BackoffFetcher implements Fetcher {
+  private readonly failedUntil = new Map<string, number>();
+  constructor(
+    private readonly inner: Fetcher,
+    private readonly backoffMs = 10_000,
+  ) {}
+
+  async fetch(uri: string, requestOptions?: Record<string, unknown>, data?: ArrayBuffer): Promise<ArrayBuffer> {
+    if (Date.now() < (this.failedUntil.get(uri) ?? 0)) throw new Error('JWKS fetch is backing off after a failure');
+    try {
+      const result = await this.inner.fetch(uri, requestOptions, data);
+      this.failedUntil.delete(uri);
+      return result;
+    } catch (error) {
+      this.failedUntil.set(uri, Date.now() + this.backoffMs);
+      throw error;
+    }
   }
 }

@@ -4,6 +4,12 @@
  * defines them, the two HTTP API routes, a least-privilege role and a
  * self-contained bundle.
  *
+ * For prod it also pins what must never silently change (issue 7): runtime
+ * nodejs22.x on arm64, the audit table retained with point-in-time recovery and
+ * encryption, no `*` resource and nothing that can update or delete audit
+ * records, a log group with a retention period, and the memory and timeout
+ * that serverless.yml sets and explains.
+ *
  * Packaging runs in a temporary copy of the project so that it neither touches
  * `.serverless/` nor removes the `.esbuild/` folder of a running `npm start`.
  */
@@ -15,7 +21,10 @@ import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { inflateRawSync } from 'node:zlib';
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { build } from 'esbuild';
+import { serviceBuild } from '../../bench/esbuild-options.js';
 import { auditTableDefinition, stateTableDefinition } from '../../core/audit/table.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -55,7 +64,34 @@ const ALLOWED_ACTIONS = new Map<string, Set<string>>([
   [JSON.stringify(STATE_MACHINES), new Set(['states:SendTaskSuccess', 'states:SendTaskFailure'])],
 ]);
 
-type Template = { Resources: Record<string, { Type: string; Properties: any; DeletionPolicy?: string; UpdateReplacePolicy?: string }> };
+/** Actions that change or remove existing items: never on the append-only audit table or its indexes. */
+const AUDIT_FORBIDDEN_ACTIONS = [
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  // BatchWriteItem can carry DeleteRequests, PartiQL can UPDATE/DELETE: as good as the two above.
+  'dynamodb:BatchWriteItem',
+  'dynamodb:PartiQLUpdate',
+  'dynamodb:PartiQLDelete',
+  'dynamodb:DeleteTable',
+  'dynamodb:UpdateTable',
+  'dynamodb:UpdateContinuousBackups',
+  'dynamodb:RestoreTableToPointInTime',
+];
+/**
+ * Set deliberately in serverless.yml (provider.memorySize / provider.timeout, each
+ * with a comment saying why): 1024 MB because Lambda's CPU share scales with memory
+ * and a management call is nearly always a cold start (JWKS fetch, SDK init); 900 s
+ * because direct invocations run a command up to its own limit (`sleep` allows
+ * 15 minutes), HTTP runs being capped in code below API Gateway's 30 s.
+ */
+const MEMORY_SIZE_MB = 1024;
+const TIMEOUT_SECONDS = 900;
+/** params.prod.logRetentionInDays and params.default.logRetentionInDays of serverless.yml. */
+const LOG_RETENTION_DAYS: Record<string, number> = { prod: 365, dev: 30 };
+
+type Template = {
+  Resources: Record<string, { Type: string; Properties: any; DeletionPolicy?: string; UpdateReplacePolicy?: string; DependsOn?: string | string[] }>;
+};
 interface Packaged {
   template: Template;
   zip: Buffer;
@@ -198,11 +234,118 @@ describe('serverless package', { timeout: 180_000 }, () => {
     ]);
   });
 
+  it('prod: nodejs22.x on arm64, with the memory and timeout serverless.yml sets and explains', async () => {
+    const [[, fn]] = ofType(packaged.prod!.template, 'AWS::Lambda::Function') as [[string, any]];
+    assert.equal(fn.Properties.Runtime, 'nodejs22.x');
+    assert.deepEqual(fn.Properties.Architectures, ['arm64']);
+    assert.equal(fn.Properties.MemorySize, MEMORY_SIZE_MB);
+    assert.equal(fn.Properties.Timeout, TIMEOUT_SECONDS);
+    // The HTTP window (MANAGE_HTTP_TIME_LIMIT_MS) must fit in the function's timeout.
+    const httpLimitMs = Number(fn.Properties.Environment.Variables.MANAGE_HTTP_TIME_LIMIT_MS);
+    assert.ok(httpLimitMs > 0 && httpLimitMs < fn.Properties.Timeout * 1000, `MANAGE_HTTP_TIME_LIMIT_MS ${httpLimitMs}`);
+    // "Deliberately": serverless.yml sets both itself, each under a comment that says why.
+    const yml = (await readFile(join(root, 'serverless.yml'), 'utf8')).split('\n');
+    for (const [key, value] of [['memorySize', MEMORY_SIZE_MB], ['timeout', TIMEOUT_SECONDS]] as const) {
+      const line = yml.findIndex((text) => new RegExp(`^\\s+${key}:\\s*${value}\\s*$`).test(text));
+      assert.ok(line > 0, `serverless.yml does not set ${key}: ${value}`);
+      assert.match(yml[line - 1]!, /^\s*#/, `serverless.yml: say why ${key} is ${value} in a comment above it`);
+    }
+  });
+
+  it('prod: the audit table is retained, with point-in-time recovery and encryption', () => {
+    const audit = packaged.prod!.template.Resources.AuditTable!;
+    assert.equal(audit.Type, 'AWS::DynamoDB::Table');
+    assert.equal(audit.DeletionPolicy, 'Retain');
+    assert.equal(audit.UpdateReplacePolicy, 'Retain');
+    assert.deepEqual(audit.Properties.PointInTimeRecoverySpecification, { PointInTimeRecoveryEnabled: true });
+    assert.equal(audit.Properties.SSESpecification?.SSEEnabled, true);
+  });
+
+  it('prod: no IAM statement on `*`, nothing can update or delete audit records', () => {
+    const statements = ofType(packaged.prod!.template, 'AWS::IAM::Role')
+      .flatMap(([, role]) => role.Properties.Policies ?? [])
+      .flatMap((policy: any) => [policy.PolicyDocument.Statement].flat());
+    assert.ok(statements.length > 0);
+    const mentionsAudit = (resource: unknown) => /AuditTable|-audit\b/.test(JSON.stringify(resource));
+    for (const statement of statements) {
+      const label = JSON.stringify(statement);
+      assert.equal(statement.NotResource, undefined, `NotResource grants everything else: ${label}`);
+      assert.equal(statement.NotAction, undefined, `NotAction grants everything else: ${label}`);
+      const resources = [statement.Resource].flat();
+      assert.ok(resources.length > 0 && resources.every((r) => r !== undefined), label);
+      for (const resource of resources) {
+        assert.notEqual(resource, '*', `a * resource: ${label}`);
+        // Nor a table or account wildcard that would take in the audit table.
+        if (typeof resource === 'string') assert.doesNotMatch(resource, /(^|:)\*$|:table\/\*/, label);
+        else assert.doesNotMatch(JSON.stringify(resource), /:table\/\*|"\*"/, label);
+      }
+      const actions = [statement.Action].flat() as string[];
+      for (const action of actions) assert.ok(action !== '*' && action !== 'dynamodb:*', `wildcard action ${action}`);
+      const forbidden = actions.filter((action) => AUDIT_FORBIDDEN_ACTIONS.includes(action));
+      if (forbidden.length === 0) continue;
+      // The only table that may be changed in place is the state table, named exactly.
+      for (const resource of resources) {
+        assert.ok(!mentionsAudit(resource), `${forbidden.join(', ')} on the audit table: ${label}`);
+        assert.deepEqual(resource, STATE_TABLE, `${forbidden.join(', ')} on ${JSON.stringify(resource)}`);
+      }
+    }
+  });
+
+  for (const stage of ['prod', 'dev']) {
+    it(`${stage}: the function logs to a log group with a retention period`, () => {
+      const { template } = packaged[stage]!;
+      const groups = ofType(template, 'AWS::Logs::LogGroup');
+      const group = groups.find(([, resource]) => resource.Properties.LogGroupName === `/aws/lambda/middle-management-${stage}-manage`);
+      assert.ok(group, `no log group for the manage function among ${groups.map(([name]) => name).join(', ') || 'none'}`);
+      assert.equal(group[1].Properties.RetentionInDays, LOG_RETENTION_DAYS[stage]);
+      for (const [, resource] of groups) assert.ok(Number.isInteger(resource.Properties.RetentionInDays), 'a log group kept forever');
+      // Created before the function, so Lambda never creates it itself (without a retention).
+      const [[, fn]] = ofType(template, 'AWS::Lambda::Function') as [[string, any]];
+      assert.ok([fn.DependsOn].flat().includes(group[0]), 'the function does not depend on its log group');
+    });
+  }
+
+  it('ships the bundle `npm run bench` measures: serverless.yml custom.esbuild, byte for byte', async () => {
+    // bench/esbuild-options.ts reads the same options; if they drift, the bench measures another bundle.
+    const project = join(work, 'project');
+    const { options } = serviceBuild(project);
+    const result = await build({ ...options, absWorkingDir: project, entryPoints: ['handlers/manage.ts'], outdir: join(work, 'bench-build', 'handlers'), write: false, logLevel: 'silent' });
+    const built = result.outputFiles.find((file) => file.path.endsWith('manage.mjs'));
+    assert.ok(built);
+    const shipped = zipEntry(packaged.prod!.zip, 'handlers/manage.mjs');
+    assert.ok(shipped.equals(Buffer.from(built.contents)), 'the bench builds another bundle than serverless package');
+    // Issue 7's size target, AWS SDK included (bench/RESULTS.md has the breakdown: npm run bench).
+    assert.ok(shipped.length < 700_000, `handlers/manage.mjs is ${shipped.length} bytes, over 700 kB`);
+  });
+
   it('ships one self-contained ESM bundle with its source map', () => {
     const names = zipEntryNames(packaged.prod!.zip);
     assert.deepEqual(names.sort(), ['handlers/manage.mjs', 'handlers/manage.mjs.map']);
   });
 });
+
+/** One file's content from a zip (stored or deflated). */
+function zipEntry(zip: Buffer, name: string): Buffer {
+  const end = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  const count = zip.readUInt16LE(end + 10);
+  let offset = zip.readUInt32LE(end + 16);
+  for (let i = 0; i < count; i++) {
+    const nameLength = zip.readUInt16LE(offset + 28);
+    const entryName = zip.toString('utf8', offset + 46, offset + 46 + nameLength);
+    if (entryName === name) {
+      const method = zip.readUInt16LE(offset + 10);
+      const compressedSize = zip.readUInt32LE(offset + 20);
+      const local = zip.readUInt32LE(offset + 42);
+      assert.equal(zip.readUInt32LE(local), 0x04034b50, 'bad local file header');
+      const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
+      const data = zip.subarray(start, start + compressedSize);
+      assert.ok(method === 0 || method === 8, `zip method ${method}`);
+      return method === 8 ? inflateRawSync(data) : Buffer.from(data);
+    }
+    offset += 46 + nameLength + zip.readUInt16LE(offset + 30) + zip.readUInt16LE(offset + 32);
+  }
+  assert.fail(`${name} is not in the zip`);
+}
 
 /** File names from a zip's central directory. */
 function zipEntryNames(zip: Buffer): string[] {
