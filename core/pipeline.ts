@@ -30,7 +30,7 @@ import { validateArguments } from './validation.js';
 import { CommandLeases, IdempotencyKeys, planDigest } from './rails.js';
 import type { StateStore } from './state/store.js';
 import type { TaskReporter, WorkerLauncher } from './worker.js';
-import { argumentHmac, verifyChain } from './audit/chain.js';
+import { argumentHmac, chainsOf, verifyChain } from './audit/chain.js';
 import {
   InvalidCursorError,
   actorKey,
@@ -439,15 +439,14 @@ export class Pipeline {
     if (query.since !== undefined && Number.isNaN(Date.parse(query.since))) throw new InvalidRequest('since must be an ISO-8601 date.');
     const commands = query.command ? [query.command] : Object.keys(this.deps.commands).sort();
     const chains = [];
-    for (const command of commands) {
-      chains.push(
-        await this.readAudit(() =>
-          verifyChain(command, this.deps.audit.readChain(command, query.since ? { since: query.since } : {}), {
-            ...(this.deps.config.auditHmacKey ? { key: this.deps.config.auditHmacKey } : {}),
-            fromStart: query.since === undefined,
-          }),
-        ),
+    for (const chain of commands.flatMap(chainsOf)) {
+      const report = await this.readAudit(() =>
+        verifyChain(chain, this.deps.audit.readChain(chain, query.since ? { since: query.since } : {}), {
+          ...(this.deps.config.auditHmacKey ? { key: this.deps.config.auditHmacKey } : {}),
+          fromStart: query.since === undefined,
+        }),
       );
+      if (report.records > 0 || report.problems.length > 0) chains.push(report);
     }
     const problems = chains.flatMap((chain) => chain.problems);
     return { ok: problems.length === 0, keyed: Boolean(this.deps.config.auditHmacKey), chains, problems };

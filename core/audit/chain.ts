@@ -1,6 +1,8 @@
 /**
  * The hash chains that make the audit tamper-evident. Each command's records
- * form one chain; a record's hash covers its command, sequence number, kind,
+ * form a few chains (shards, picked by execution id, so an execution's records
+ * stay together and concurrent runs of one command rarely race for the same
+ * sequence number); a record's hash covers its chain, sequence number, kind,
  * execution id, exact stored JSON and the previous record's hash. With an
  * audit key the hash is an HMAC, so that someone who can write the table but
  * does not hold the key cannot forge a consistent chain after an edit.
@@ -10,8 +12,23 @@ import type { AuditKind, ChainedEntry } from './store.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
+/** Chains per command: appends race only within a shard. */
+export const CHAIN_SHARDS = 4;
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/** The chain an execution's records go to: `<command>#<shard>`, the shard from the id's random tail. */
+export function chainOf(command: string, executionId: string): string {
+  const shard = Math.max(0, CROCKFORD.indexOf(executionId.at(-1) ?? '0')) % CHAIN_SHARDS;
+  return `${command}#${shard}`;
+}
+
+export function chainsOf(command: string): string[] {
+  return Array.from({ length: CHAIN_SHARDS }, (_, shard) => `${command}#${shard}`);
+}
+
 export interface ChainLink {
-  command: string;
+  /** `<command>#<shard>` */
+  chain: string;
   seq: number;
   kind: AuditKind;
   executionId: string;
@@ -20,7 +37,7 @@ export interface ChainLink {
 }
 
 export function chainHash(link: ChainLink, key?: Buffer): string {
-  const content = [link.command, String(link.seq), link.kind, link.executionId, link.prevHash, link.recordJson].join('\n');
+  const content = [link.chain, String(link.seq), link.kind, link.executionId, link.prevHash, link.recordJson].join('\n');
   return (key ? createHmac('sha256', key) : createHash('sha256')).update(content).digest('hex');
 }
 
@@ -33,6 +50,7 @@ export type ChainProblemKind = 'altered' | 'missing' | 'reordered' | 'broken_lin
 
 export interface ChainProblem {
   command: string;
+  chain: string;
   seq: number;
   executionId?: string;
   problem: ChainProblemKind;
@@ -41,6 +59,7 @@ export interface ChainProblem {
 
 export interface ChainReport {
   command: string;
+  chain: string;
   records: number;
   firstSeq?: number;
   lastSeq?: number;
@@ -53,11 +72,12 @@ export interface ChainReport {
  * a walk from `since` trusts the first record's predecessor.
  */
 export async function verifyChain(
-  command: string,
+  chain: string,
   entries: AsyncIterable<ChainedEntry>,
   options: { key?: Buffer; fromStart: boolean },
 ): Promise<ChainReport> {
-  const report: ChainReport = { command, records: 0, problems: [] };
+  const command = chain.slice(0, chain.lastIndexOf('#'));
+  const report: ChainReport = { command, chain, records: 0, problems: [] };
   let previous: ChainedEntry | undefined;
   let previousFlagged = false;
   for await (const entry of entries) {
@@ -67,7 +87,7 @@ export async function verifyChain(
     report.lastSeq = entry.seq;
     const { executionId } = entry;
     const problem = (kind: ChainProblemKind, detail: string, seq = entry.seq) =>
-      report.problems.push({ command, seq, executionId, problem: kind, detail });
+      report.problems.push({ command, chain, seq, executionId, problem: kind, detail });
 
     const expectedSeq = previous ? previous.seq + 1 : options.fromStart ? 1 : entry.seq;
     if (entry.seq > expectedSeq) {
@@ -76,11 +96,11 @@ export async function verifyChain(
     }
 
     const parsed = safeParse(entry.recordJson);
-    if (!parsed || parsed.executionId !== executionId || parsed.command !== command) {
+    if (!parsed || parsed.executionId !== executionId || parsed.command !== command || chainOf(command, executionId) !== chain) {
       problem('altered', 'the record does not belong where it is stored');
-    } else if (chainHash(linkOf(command, entry, entry.seq), options.key) !== entry.hash) {
+    } else if (chainHash(linkOf(chain, entry, entry.seq), options.key) !== entry.hash) {
       const writtenAt = [entry.seq - 1, entry.seq + 1].find(
-        (seq) => seq > 0 && chainHash(linkOf(command, entry, seq), options.key) === entry.hash,
+        (seq) => seq > 0 && chainHash(linkOf(chain, entry, seq), options.key) === entry.hash,
       );
       if (writtenAt !== undefined) problem('reordered', `this record was written at position ${writtenAt}`);
       else problem('altered', 'the content does not match its hash');
@@ -96,8 +116,8 @@ export async function verifyChain(
   return report;
 }
 
-function linkOf(command: string, entry: ChainedEntry, seq: number): ChainLink {
-  return { command, seq, kind: entry.kind, executionId: entry.executionId, recordJson: entry.recordJson, prevHash: entry.prevHash };
+function linkOf(chain: string, entry: ChainedEntry, seq: number): ChainLink {
+  return { chain, seq, kind: entry.kind, executionId: entry.executionId, recordJson: entry.recordJson, prevHash: entry.prevHash };
 }
 
 function safeParse(json: string): { executionId?: string; command?: string } | undefined {

@@ -6,7 +6,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { auditKeys } from './table.js';
-import { GENESIS_HASH, chainHash } from './chain.js';
+import { GENESIS_HASH, chainHash, chainOf } from './chain.js';
 import {
   InvalidCursorError,
   actorKey,
@@ -53,7 +53,7 @@ export const dynamoAuditDefaults = {
 } as const;
 
 const ALL = 'ALL';
-const chainPartition = (command: string) => `CHAIN#${command}`;
+const chainPartition = (chain: string) => `CHAIN#${chain}`;
 const seqKey = (seq: number) => String(seq).padStart(12, '0');
 
 export function createDynamoClient(options: DynamoClientOptions): DynamoDBDocumentClient {
@@ -91,32 +91,33 @@ export class DynamoAuditStore implements AuditStore {
    * new head and tries the next.
    */
   append(entry: AuditEntry): Promise<void> {
-    const { command } = entry.record;
-    const previous = this.appending.get(command);
+    const chain = chainOf(entry.record.command, entry.record.executionId);
+    const previous = this.appending.get(chain);
     const appended = previous ? waitAtMost(previous, dynamoAuditDefaults.queueWaitMs).then(() => this.appendNow(entry)) : this.appendNow(entry);
     const done = appended.catch(() => undefined);
-    this.appending.set(command, done);
+    this.appending.set(chain, done);
     void done.then(() => {
-      if (this.appending.get(command) === done) this.appending.delete(command);
+      if (this.appending.get(chain) === done) this.appending.delete(chain);
     });
     return appended;
   }
 
   private async appendNow(entry: AuditEntry): Promise<void> {
     const { command, executionId } = entry.record;
+    const chain = chainOf(command, executionId);
     const recordJson = JSON.stringify(entry.record);
-    let head = this.heads.get(command);
+    let head = this.heads.get(chain);
     const giveUpAt = Date.now() + dynamoAuditDefaults.appendBudgetMs;
     for (let attempt = 0; attempt < dynamoAuditDefaults.appendTries && Date.now() < giveUpAt; attempt++) {
-      head ??= await this.readHead(command);
+      head ??= await this.readHead(chain);
       const seq = head.seq + 1;
-      const hash = chainHash({ command, seq, kind: entry.kind, executionId, recordJson, prevHash: head.hash }, this.options.hashKey);
+      const hash = chainHash({ chain, seq, kind: entry.kind, executionId, recordJson, prevHash: head.hash }, this.options.hashKey);
       try {
         await this.client.send(
           new PutCommand({
             TableName: this.table,
             Item: {
-              pk: chainPartition(command),
+              pk: chainPartition(chain),
               sk: seqKey(seq),
               seq,
               kind: entry.kind,
@@ -129,26 +130,26 @@ export class DynamoAuditStore implements AuditStore {
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
         );
-        this.heads.set(command, { seq, hash });
+        this.heads.set(chain, { seq, hash });
         return;
       } catch (error) {
         if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
         // The SDK retries a put whose answer was lost: the item there may be our own.
         const { Item } = await this.client.send(
-          new GetCommand({ TableName: this.table, Key: { pk: chainPartition(command), sk: seqKey(seq) }, ConsistentRead: true }),
+          new GetCommand({ TableName: this.table, Key: { pk: chainPartition(chain), sk: seqKey(seq) }, ConsistentRead: true }),
         );
         if (Item?.hash === hash && Item.record === recordJson) {
-          this.heads.set(command, { seq, hash });
+          this.heads.set(chain, { seq, hash });
           return;
         }
         // Someone appended first: read the new head and try the next number.
         head = undefined;
-        this.heads.delete(command);
+        this.heads.delete(chain);
         // Exponential back-off with full jitter: other instances spread out instead of colliding again.
         await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(500, 10 * 2 ** attempt)));
       }
     }
-    throw new Error(`could not append to the audit chain of "${command}": too much contention`);
+    throw new Error(`could not append to the audit chain "${chain}": too much contention`);
   }
 
   async getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
@@ -197,7 +198,7 @@ export class DynamoAuditStore implements AuditStore {
     };
   }
 
-  async *readChain(command: string, options: { since?: string } = {}): AsyncIterable<ChainedEntry> {
+  async *readChain(chain: string, options: { since?: string } = {}): AsyncIterable<ChainedEntry> {
     let startKey: Record<string, unknown> | undefined;
     const since = options.since ? Date.parse(options.since) : undefined;
     let started = since === undefined;
@@ -206,7 +207,7 @@ export class DynamoAuditStore implements AuditStore {
         new QueryCommand({
           TableName: this.table,
           KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': chainPartition(command) },
+          ExpressionAttributeValues: { ':pk': chainPartition(chain) },
           ConsistentRead: true,
           ...(startKey ? { ExclusiveStartKey: startKey } : {}),
         }),
@@ -238,12 +239,12 @@ export class DynamoAuditStore implements AuditStore {
     };
   }
 
-  private async readHead(command: string): Promise<{ seq: number; hash: string }> {
+  private async readHead(chain: string): Promise<{ seq: number; hash: string }> {
     const { Items = [] } = await this.client.send(
       new QueryCommand({
         TableName: this.table,
         KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': chainPartition(command) },
+        ExpressionAttributeValues: { ':pk': chainPartition(chain) },
         ScanIndexForward: false,
         Limit: 1,
         ConsistentRead: true,

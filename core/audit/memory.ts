@@ -2,7 +2,7 @@
  * An in-memory audit store with the DynamoDB store's semantics (per-command
  * hash chains, newest first), for benchmarks and unit tests.
  */
-import { GENESIS_HASH, chainHash } from './chain.js';
+import { GENESIS_HASH, chainHash, chainOf } from './chain.js';
 import {
   InvalidCursorError,
   actorKey,
@@ -25,13 +25,14 @@ export class MemoryAuditStore implements AuditStore {
 
   async append(entry: AuditEntry): Promise<void> {
     const { command, executionId } = entry.record;
-    const chain = this.chains.get(command) ?? [];
+    const chainId = chainOf(command, executionId);
+    const chain = this.chains.get(chainId) ?? [];
     const prevHash = chain.at(-1)?.hash ?? GENESIS_HASH;
     const seq = chain.length + 1;
     const recordJson = JSON.stringify(entry.record);
-    const hash = chainHash({ command, seq, kind: entry.kind, executionId, recordJson, prevHash }, this.options.hashKey);
+    const hash = chainHash({ chain: chainId, seq, kind: entry.kind, executionId, recordJson, prevHash }, this.options.hashKey);
     chain.push({ kind: entry.kind, executionId, seq, prevHash, hash, recordJson });
-    this.chains.set(command, chain);
+    this.chains.set(chainId, chain);
     const stored = { kind: entry.kind, record: JSON.parse(recordJson) } as AuditEntry;
     this.byExecution.set(executionId, [...(this.byExecution.get(executionId) ?? []), stored]);
     if (entry.kind === 'attempt') this.attempts.push(stored.record as AttemptRecord);
@@ -59,10 +60,10 @@ export class MemoryAuditStore implements AuditStore {
     };
   }
 
-  async *readChain(command: string, options: { since?: string } = {}): AsyncIterable<ChainedEntry> {
+  async *readChain(chain: string, options: { since?: string } = {}): AsyncIterable<ChainedEntry> {
     const since = options.since ? Date.parse(options.since) : undefined;
     let started = since === undefined;
-    for (const entry of this.chains.get(command) ?? []) {
+    for (const entry of this.chains.get(chain) ?? []) {
       const record = JSON.parse(entry.recordJson);
       if (!started && Date.parse(record.startedAt ?? record.finishedAt ?? record.at) >= since!) started = true;
       if (started) yield entry;

@@ -136,8 +136,8 @@ export interface AuditStore {
   getExecution(executionId: string): Promise<ExecutionRecord | undefined>;
   /** Newest first. */
   listExecutions(query: ExecutionQuery): Promise<ExecutionPage>;
-  /** One command's chain in sequence order, from the first record at or after `sinceSeq`. */
-  readChain(command: string, options?: { since?: string }): AsyncIterable<ChainedEntry>;
+  /** One chain (`<command>#<shard>`) in sequence order, from the first record at or after `since`. */
+  readChain(chain: string, options?: { since?: string }): AsyncIterable<ChainedEntry>;
 }
 
 /** A cursor that does not decode to what this store issued. */
