@@ -22,7 +22,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +31,7 @@ import { build, type Metafile, type Plugin } from 'esbuild';
 import { startDynalite, type TestDynamo } from '../test/support/dynalite.js';
 import { startTestIssuer, type TestIssuer } from '../test/support/issuer.js';
 import { serviceBuild } from './esbuild-options.js';
+import { freePort, groupAlive } from '../local/processes.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const probes = join(root, 'bench', 'probes');
@@ -121,13 +121,6 @@ function runNode(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Pr
   });
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
 
 /**
  * A Lambda-like environment for the measured processes: no inherited NODE_OPTIONS,
@@ -361,14 +354,6 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   }
 }
 
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 const sleep = (delay: number) => new Promise((done) => setTimeout(done, delay));
 

@@ -32,6 +32,7 @@ import { commandLoaders } from '../commands/index.js';
 import { auditTableDefinition, stateTableDefinition } from '../core/audit/table.js';
 import { ConfigError, loadConfig } from '../core/config.js';
 import { loadDevIssuer, signDevToken, startDevIssuer, type DevIssuerState } from './dev-issuer.js';
+import { groupAlive } from './processes.js';
 
 const STAGE = 'dev';
 const SERVICE = 'middle-management';
@@ -79,14 +80,6 @@ async function shutdown(exitCode: number): Promise<never> {
   process.exit(exitCode);
 }
 
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   try {

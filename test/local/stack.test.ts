@@ -8,12 +8,12 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { freePort } from '../../local/processes.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FUNCTION_NAME = 'middle-management-dev-manage';
@@ -21,13 +21,6 @@ const BOOT_TIMEOUT_MS = 180_000;
 const STOP_TIMEOUT_MS = 10_000;
 const JWT = /\beyJ[\w-]+\.[\w-]+\.[\w-]+\b/;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
 
 /** This machine's environment without anything that would change what the stack does. */
 function stackEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
