@@ -165,7 +165,8 @@ with --json exactly the response body. Exit code: 0 succeeded, 1 failed, 5 timed
       .argument('<executionId>', 'execution id');
     if (decision === 'approve') {
       command
-        .option('--wait', 'follow the execution until it ends')
+        .option('--wait', 'follow the execution until it ends (the default when the approved run goes to a worker)')
+        .option('--no-wait', 'do not follow an approved run that went to a worker')
         .option('--wait-timeout <seconds>', 'with --wait: give up waiting after this long; exit 5')
         .option('-y, --yes', 'do not ask for confirmation (profiles with confirm: true)');
     }

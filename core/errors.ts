@@ -198,6 +198,8 @@ export function errorFromCode(code: string, message: string, executionId?: strin
       return new Forbidden(message, options);
     case 'Conflict':
       return Object.assign(new Conflict(message), options);
+    case 'AuditUnavailable':
+      return Object.assign(new AuditUnavailable({ message }), options);
     default:
       return Object.assign(new InternalError(), options);
   }

@@ -99,7 +99,11 @@ export class HttpAdapter {
           throw new InvalidRequest('The body may only hold "planDigest", a string.');
         }
         const planDigest = body.planDigest as string | undefined;
-        return json(200, await pipeline.decide(route.executionId, actor, route.decision, { maxTimeMs, ...(planDigest ? { planDigest } : {}) }));
+        const decided = await pipeline.decide(route.executionId, actor, route.decision, { maxTimeMs, ...(planDigest ? { planDigest } : {}) });
+        if (decided.status === 'accepted') {
+          return json(202, decided, { location: `/__manage__/executions/${decided.executionId}` });
+        }
+        return json(200, decided);
       }
       case 'verifyAudit':
         return json(200, await pipeline.verifyAudit(actor, request.query));

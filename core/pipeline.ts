@@ -165,6 +165,8 @@ export class Pipeline {
 
   /** Run one command for an authenticated actor. Throws a ManageError on every refusal or failure. */
   async execute(request: ExecutionRequest): Promise<ExecuteResult> {
+    // The transport's bound counts from here: claims, leases and the attempt write eat into it too.
+    const notAfter = this.now() + request.maxTimeMs;
     const command = await this.allowedCommand(request.command);
     this.authorize(command, request.actor);
     const args = validateArguments(command.args, request.data);
@@ -172,7 +174,7 @@ export class Pipeline {
       throw new InvalidRequest(`Command "${command.name}" has no dry run: it declares no plan.`);
     }
     const executionId = newExecutionId(this.now());
-    if (request.idempotencyKey === undefined) return this.start(command, args, executionId, request);
+    if (request.idempotencyKey === undefined) return this.start(command, args, executionId, request, notAfter);
 
     const scope = { actorKey: actorKey(request.actor), command: command.name, key: request.idempotencyKey };
     const fingerprint = IdempotencyKeys.fingerprint(request.data, request.dryRun);
@@ -180,12 +182,19 @@ export class Pipeline {
     switch (claim.kind) {
       case 'mismatch':
         throw new Conflict('This idempotency key was already used with other arguments.');
-      case 'in_flight':
+      case 'in_flight': {
         if (request.taskToken) {
           await this.rebindTask(claim.executionId, request.taskToken);
           return { executionId: claim.executionId, command: command.name, status: 'accepted', requestedAt: new Date(this.now()).toISOString() };
         }
+        // The first request may have ended without remembering its outcome (its instance died, the state
+        // store failed): the audit knows, and a retry gets what it says rather than a day of 409s.
+        const record = await this.readAudit(() => this.deps.audit.getExecution(claim.executionId));
+        const outcome = record && finalOutcome(record);
+        if (outcome instanceof ManageError) throw outcome;
+        if (outcome) return outcome;
         throw new Conflict(`A request with this idempotency key is still in progress (execution ${claim.executionId}).`, claim.executionId);
+      }
       case 'replay':
         if (claim.outcome.kind === 'response') {
           const body = claim.outcome.body as ExecuteResult;
@@ -196,7 +205,7 @@ export class Pipeline {
     }
 
     try {
-      const result = await this.start(command, args, executionId, request);
+      const result = await this.start(command, args, executionId, request, notAfter);
       await this.bestEffort('idempotency.complete_failed', () =>
         this.idempotency.complete(scope, fingerprint, executionId, { kind: 'response', body: result }),
       );
@@ -231,7 +240,7 @@ export class Pipeline {
     approver: Actor,
     decision: 'approved' | 'rejected',
     options: { planDigest?: string; maxTimeMs: number },
-  ): Promise<ExecutionResponse | RejectedResponse> {
+  ): Promise<ExecutionResponse | RejectedResponse | PendingResponse> {
     if (!EXECUTION_ID_PATTERN.test(executionId)) throw new NotFound('No such execution.');
     const pending = await this.guardState(() => this.deps.state.get<PendingRun>(pendingKey(executionId)));
     if (!pending) {
@@ -239,7 +248,11 @@ export class Pipeline {
       if (!record || !(this.mayRead(record, approver) || this.approversOf(record.command).some((g) => inGroups(approver, g)))) {
         throw new NotFound('No such execution.');
       }
-      throw new Conflict(`Execution ${executionId} is not awaiting approval: it is ${record.status}.`);
+      throw new Conflict(
+        record.status === 'awaiting_approval'
+          ? `Execution ${executionId} cannot be decided now; try again.`
+          : `Execution ${executionId} is not awaiting approval: it is ${record.status}.`,
+      );
     }
     const run = pending.value;
     if (run.kind !== 'approval') throw new Conflict(`Execution ${executionId} is not awaiting approval.`);
@@ -262,11 +275,28 @@ export class Pipeline {
 
     const decidedAt = new Date(this.now()).toISOString();
     const logFields = { executionId, command: run.command, actor: actorKey(approver), decision };
-    await this.appendOrRefuse({ kind: 'decision', record: { executionId, command: run.command, decision, by: approver, at: decidedAt } }, logFields);
+    try {
+      await this.appendOrRefuse({ kind: 'decision', record: { executionId, command: run.command, decision, by: approver, at: decidedAt } }, logFields);
+    } catch (error) {
+      // Undecided after all: put the request back so that it can still be decided.
+      await this.bestEffort('approval.restore_failed', () => this.deps.state.create(consumed));
+      throw error;
+    }
     this.deps.logger.log('info', 'approval.decided', logFields);
     if (decision === 'rejected') {
       if (run.reportsToTask) await this.report(executionId, new Forbidden(`Execution ${executionId} was rejected by ${actorKey(approver)}.`));
       return { executionId, command: run.command, status: 'rejected', decidedBy: actorKey(approver), decidedAt };
+    }
+    const command = await this.allowedCommand(run.command);
+    const launcher = this.deps.launcher;
+    if (launcher && (run.reportsToTask || (command.timeLimitMs ?? commandDefaults.timeLimitMs) > options.maxTimeMs)) {
+      // Too long for this request (or a Step Functions task waits): the approved run goes to a worker.
+      const deadline = this.now() + pipelineDefaults.workerStartGraceMs + Math.min(command.timeLimitMs ?? commandDefaults.timeLimitMs, pipelineDefaults.workerMaxTimeMs);
+      await this.guardState(() =>
+        this.deps.state.create<PendingRun>({ pk: pendingKey(executionId), owner: executionId, expiresAt: deadline, value: { ...run, kind: 'async' } }),
+      );
+      await this.launchWorker(launcher, executionId, run.command, logFields);
+      return { executionId, command: run.command, status: 'accepted', requestedAt: decidedAt };
     }
     return this.runDeferred(executionId, run, options.maxTimeMs);
   }
@@ -351,13 +381,8 @@ export class Pipeline {
     if (!replaced) await this.guardState(() => this.deps.state.create(item));
     // Finished already: nobody else will report to this token.
     const record = await this.readAudit(() => this.deps.audit.getExecution(executionId));
-    if (!record?.outcomeRecorded) return;
-    if (record.status === 'succeeded' || record.status === 'planned') {
-      const { executionId: id, command, status, result, output = [], startedAt, finishedAt = startedAt, durationMs = 0 } = record;
-      await this.report(id, { executionId: id, command, status, result, output, startedAt, finishedAt, durationMs });
-    } else {
-      await this.report(executionId, errorFromCode(record.error?.code ?? 'CommandFailed', record.error?.message ?? `Execution ${executionId} ${record.status}.`, executionId));
-    }
+    const outcome = record && finalOutcome(record);
+    if (outcome) await this.report(executionId, outcome);
   }
 
   private async bindTask(executionId: string, taskToken: string, until: number): Promise<void> {
@@ -377,6 +402,25 @@ export class Pipeline {
     const logFields = { executionId, command, actor: actorKey(request.actor), channel: request.source.channel };
     await this.appendOrRefuse({ kind: 'attempt', record: attempt }, logFields);
     const expiresAt = Date.parse(attempt.deadline);
+    try {
+      await this.storePending(attempt, request, run, expiresAt);
+    } catch (error) {
+      // Recorded but never to run: close it, and leave nothing that could still be approved or run.
+      const failure = toManageError(error);
+      await this.closeUnrun(executionId, command, failure);
+      await this.bestEffort('pending.cleanup_failed', () => this.deps.state.delete(pendingKey(executionId), executionId));
+      throw failure;
+    }
+    return logFields;
+  }
+
+  private async storePending(
+    attempt: AttemptRecord,
+    request: ExecutionRequest,
+    run: Pick<PendingRun, 'kind' | 'args' | 'dryRun' | 'approvers'>,
+    expiresAt: number,
+  ): Promise<void> {
+    const { executionId, command } = attempt;
     await this.guardState(() =>
       this.deps.state.create<PendingRun>({
         pk: pendingKey(executionId),
@@ -392,7 +436,6 @@ export class Pipeline {
       }),
     );
     if (request.taskToken) await this.bindTask(executionId, request.taskToken, expiresAt);
-    return logFields;
   }
 
   /** The outcome of an execution that was recorded but never ran. */
@@ -417,19 +460,25 @@ export class Pipeline {
     const deadline = accepted + pipelineDefaults.workerStartGraceMs + timeLimitMs;
     const attempt = this.attemptRecord(command, args, executionId, request, { status: 'accepted', started: accepted, deadline, timeLimitMs });
     const logFields = await this.defer(attempt, request, { kind: 'async', args, dryRun: request.dryRun, approvers: [] });
+    await this.launchWorker(launcher, executionId, command.name, logFields);
+    this.deps.logger.log('info', 'execution.accepted', logFields);
+    return { executionId, command: command.name, status: 'accepted', requestedAt: attempt.startedAt };
+  }
+
+  /** Queues the worker invocation of a pending run; if it cannot be queued, the run is closed as failed. */
+  private async launchWorker(launcher: WorkerLauncher, executionId: string, command: string, logFields: Record<string, unknown>): Promise<void> {
     try {
       await launcher.launch({ mmWorker: { executionId } });
     } catch (error) {
       this.deps.logger.log('error', 'worker.launch_failed', { ...logFields, error: describeError(error) });
-      const taken = await this.deps.state.delete(pendingKey(executionId), executionId).catch(() => undefined);
+      // Unless a worker already took it, the run is off; if the store cannot tell, assume it is.
+      const taken = await this.deps.state.delete(pendingKey(executionId), executionId).catch(() => 'unknown');
       if (taken) {
         const failure = new CommandFailed('The worker could not be started; the command did not run.', { executionId });
-        await this.closeUnrun(executionId, command.name, failure);
+        await this.closeUnrun(executionId, command, failure);
         throw failure;
       }
     }
-    this.deps.logger.log('info', 'execution.accepted', logFields);
-    return { executionId, command: command.name, status: 'accepted', requestedAt: attempt.startedAt };
   }
 
   /** Checks every command's audit chain (auditors only). */
@@ -452,7 +501,13 @@ export class Pipeline {
     return { ok: problems.length === 0, keyed: Boolean(this.deps.config.auditHmacKey), chains, problems };
   }
 
-  private async start(command: Command, args: Record<string, unknown>, executionId: string, request: ExecutionRequest): Promise<ExecuteResult> {
+  private async start(
+    command: Command,
+    args: Record<string, unknown>,
+    executionId: string,
+    request: ExecutionRequest,
+    notAfter: number,
+  ): Promise<ExecuteResult> {
     const approvers = this.approversOf(command.name, command);
     if (approvers.length > 0 && !request.dryRun) return this.requestApproval(command, args, executionId, request, approvers);
     if (request.respondAsync || request.taskToken) return this.accept(command, args, executionId, request);
@@ -460,7 +515,8 @@ export class Pipeline {
     const timeLimitMs = this.timeLimit(command, request.maxTimeMs);
     const started = this.now();
     const attempt = this.attemptRecord(command, args, executionId, request, {
-      status: request.dryRun ? 'planned' : 'running',
+      // Even a dry run is `running` until its outcome says `planned`: a crashed one must not read as done.
+      status: 'running',
       started,
       deadline: started + timeLimitMs,
       timeLimitMs,
@@ -468,7 +524,8 @@ export class Pipeline {
     const logFields = { executionId, command: command.name, actor: actorKey(request.actor), channel: request.source.channel };
     return this.runExclusive(command, executionId, timeLimitMs, async () => {
       await this.appendOrRefuse({ kind: 'attempt', record: attempt }, logFields);
-      return this.runAndRecord(command, args, executionId, request.actor, request.dryRun, timeLimitMs, started);
+      const remaining = Math.max(1, Math.min(timeLimitMs, notAfter - this.now()));
+      return this.runAndRecord(command, args, executionId, request.actor, request.dryRun, remaining, started);
     });
   }
 
@@ -548,6 +605,25 @@ export class Pipeline {
 
   /** Runs the command under its time limit and records the outcome; the attempt (or start) is already recorded. */
   private async runAndRecord(
+    command: Command,
+    args: Record<string, unknown>,
+    executionId: string,
+    actor: Actor,
+    dryRun: boolean,
+    timeLimitMs: number,
+    started: number,
+  ): Promise<ExecutionResponse> {
+    try {
+      return await this.runAndRecordOnce(command, args, executionId, actor, dryRun, timeLimitMs, started);
+    } catch (error) {
+      // Past the attempt record, every failure belongs to this execution: a retry must not run it again.
+      const failure = toManageError(error);
+      failure.executionId ??= executionId;
+      throw failure;
+    }
+  }
+
+  private async runAndRecordOnce(
     command: Command,
     args: Record<string, unknown>,
     executionId: string,
@@ -789,7 +865,7 @@ export class Pipeline {
       }
       return { status: dryRun ? 'planned' : 'succeeded', result: toJsonValue(winner.value), output };
     } catch (error) {
-      return { status: 'failed', error: error instanceof Error ? error.message : String(error), output };
+      return { status: 'failed', error: messageOf(error), output };
     } finally {
       open = false;
       clearTimeout(timer);
@@ -810,6 +886,40 @@ export class Pipeline {
     }
     this.deps.logger.log('error', 'audit.outcome_failed', { ...logFields, error: describeError(lastError) });
     return false;
+  }
+}
+
+/**
+ * What an execution ended with, from its audit record: the response, or the
+ * error, as the caller would have received it; undefined while it may still run.
+ */
+function finalOutcome(record: ExecutionRecord): ExecutionResponse | ManageError | undefined {
+  const { executionId, command, status } = record;
+  if (status === 'succeeded' || status === 'planned') {
+    const { result = null, output = [], startedAt, finishedAt = startedAt, durationMs = 0 } = record;
+    return { executionId, command, status, result, output, startedAt, finishedAt, durationMs, ...(record.dryRun ? { dryRun: true as const } : {}) };
+  }
+  switch (status) {
+    case 'failed':
+      return errorFromCode(record.error?.code ?? 'CommandFailed', record.error?.message ?? 'Command failed.', executionId);
+    case 'timed_out':
+      return errorFromCode('CommandTimedOut', record.error?.message ?? `Execution ${executionId} did not finish within its time limit.`, executionId);
+    case 'rejected':
+      return errorFromCode('Forbidden', `Execution ${executionId} was rejected.`, executionId);
+    case 'expired':
+      return errorFromCode('Forbidden', `Execution ${executionId} expired unapproved.`, executionId);
+    default:
+      return undefined;
+  }
+}
+
+/** A thrown value's message; whatever a command throws (even an object with no prototype) says something. */
+function messageOf(error: unknown): string {
+  if (error instanceof Error) return String(error.message);
+  try {
+    return String(error);
+  } catch {
+    return 'The command threw a value that is not an Error.';
   }
 }
 

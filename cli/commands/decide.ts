@@ -33,7 +33,9 @@ export async function decide(session: Session, decision: 'approve' | 'reject', e
   }
   const body = response.body ?? {};
   const status = String(body.status ?? '');
-  if (decision === 'approve' && options.wait && !TERMINAL_STATUSES.has(status)) {
+  // An approval the server handed to a worker (a long command) is followed to its outcome unless told not to.
+  const follow = options.wait === true ? !TERMINAL_STATUSES.has(status) : options.wait !== false && status === 'accepted';
+  if (decision === 'approve' && follow) {
     if (!session.json) errLine(colors.err.dim(`Approved; execution ${id} is ${status.replace(/_/g, ' ') || 'accepted'}.`));
     return waitForExecution(session, id, waitTimeoutMs === undefined ? {} : { timeoutMs: waitTimeoutMs });
   }

@@ -307,12 +307,14 @@ function decodeCursor(cursor: string | undefined, partition: string, value: stri
   } catch {
     throw new InvalidCursorError('cursor is not one this service issued');
   }
-  const allowed = new Set(['pk', 'sk', auditKeys.indexSort, partition]);
+  // Exactly the key of an index item of this query: anything else DynamoDB would refuse, as a fault of ours.
+  const expected = new Set(['pk', 'sk', auditKeys.indexSort, partition]);
   if (
     typeof key !== 'object' ||
     key === null ||
     Array.isArray(key) ||
-    !Object.entries(key).every(([name, v]) => allowed.has(name) && typeof v === 'string') ||
+    Object.keys(key).length !== expected.size ||
+    !Object.entries(key).every(([name, v]) => expected.has(name) && typeof v === 'string') ||
     (key as Record<string, string>)[partition] !== value
   ) {
     throw new InvalidCursorError('cursor is not one this service issued for this query');

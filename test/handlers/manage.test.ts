@@ -419,10 +419,18 @@ describe('read endpoints', () => {
   it('rejects a bad limit or a forged cursor with 400', async () => {
     const badLimit = await stack.http({ method: 'GET', path: '/__manage__/executions', token, query: { limit: '0' } });
     assert.equal(badLimit.status, 400);
-    const forged = Buffer.from(JSON.stringify({ pk: 'EXEC#x', sk: 'ATTEMPT', listSk: 'x', actorKey: 'token other bob' })).toString('base64url');
-    const response = await stack.http({ method: 'GET', path: '/__manage__/executions', token, query: { cursor: forged } });
-    assert.equal(response.status, 400);
-    assert.equal(response.body.error.code, 'InvalidRequest');
+    const actor = `token ${stack.issuer.issuer} alice`;
+    for (const key of [
+      { pk: 'EXEC#x', sk: 'ATTEMPT', listSk: 'x', actorKey: 'token other bob' },
+      // Our own partition, but not a key DynamoDB would accept: still the caller's mistake, not a 503.
+      { actorKey: actor },
+      { actorKey: actor, listSk: 'x' },
+    ]) {
+      const forged = Buffer.from(JSON.stringify(key)).toString('base64url');
+      const response = await stack.http({ method: 'GET', path: '/__manage__/executions', token, query: { cursor: forged } });
+      assert.equal(response.status, 400, JSON.stringify(key));
+      assert.equal(response.body.error.code, 'InvalidRequest');
+    }
   });
 });
 

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { Type } from '@sinclair/typebox';
 import { defineCommand } from '../../core/command.js';
+import { commandLoaders } from '../../commands/index.js';
 import { CommandLeases } from '../../core/rails.js';
 import { chainOf } from '../../core/audit/chain.js';
 import { DynamoStateStore } from '../../core/state/dynamodb.js';
@@ -330,5 +331,103 @@ describe('tamper-evident audit', () => {
     assert.equal(report.body.ok, false);
     assert.deepEqual(report.body.problems.map((p: { problem: string; seq: number }) => [p.problem, p.seq]), [['reordered', 3], ['reordered', 4]]);
     await s.close();
+  });
+});
+
+describe('rails under partial failure', () => {
+  it('a command that throws a non-Error value is a CommandFailed, and a retry does not run it again', async () => {
+    let runs = 0;
+    const weird = stack.withEnv(
+      {},
+      {
+        commands: {
+          ...commandLoaders,
+          // In place of `fail`, so that the configuration knows the name.
+          fail: async () => ({
+            default: defineCommand({
+              description: 'Throws a value String() cannot convert (test only).',
+              args: Type.Object({}),
+              run() {
+                runs++;
+                throw Object.create(null);
+              },
+            }),
+          }),
+        },
+      },
+    );
+    const first = await post(weird, alice, 'fail', {}, 'odd-key');
+    assert.equal(first.status, 500);
+    assert.equal(first.body.error.code, 'CommandFailed');
+    assert.match(first.body.error.executionId, /^[0-9A-Z]{26}$/);
+    const second = await post(weird, alice, 'fail', {}, 'odd-key');
+    assert.deepEqual(second.body, first.body);
+    assert.equal(runs, 1);
+  });
+
+  it('when remembering the outcome fails, a retry still gets the first outcome from the audit', async () => {
+    const state = new DynamoStateStore({ tableName: stack.dynamo.stateTableName, region: 'us-east-1', endpoint: stack.dynamo.endpoint });
+    let failReplace = true;
+    const forgetful = stack.withEnv({}, {
+      state: {
+        create: (item) => state.create(item),
+        get: (pk) => state.get(pk),
+        delete: (pk, owner, options) => state.delete(pk, owner, options),
+        replace: async (item) => {
+          if (failReplace) throw new Error('state store hiccup');
+          return state.replace(item);
+        },
+      },
+    });
+    const first = await post(forgetful, alice, 'touch', { data: { label: 'forgetful' } }, 'forgetful-key');
+    assert.equal(first.status, 200);
+    failReplace = false;
+    const retry = await post(forgetful, alice, 'touch', { data: { label: 'forgetful' } }, 'forgetful-key');
+    assert.equal(retry.status, 200);
+    assert.equal(retry.body.executionId, first.body.executionId);
+    assert.deepEqual(retry.body.result, first.body.result);
+    assert.equal(count('forgetful'), 1);
+  });
+
+  it('an approval whose decision cannot be recorded can be decided again', async () => {
+    const approvals = stack.withEnv({ MANAGE_APPROVAL: '{"touch":["leads"]}' });
+    const lead = await stack.token({ sub: 'lena', groups: ['leads'] });
+    const requested = await post(approvals, alice, 'touch', { data: { label: 'redecided' } });
+    const id = requested.body.executionId;
+    const failingDecisions = stack.withEnv({ MANAGE_APPROVAL: '{"touch":["leads"]}' }, {
+      audit: {
+        append: async (entry) => {
+          if (entry.kind === 'decision') throw new Error('audit down');
+          return stack.audit.append(entry);
+        },
+        getExecution: (executionId) => stack.audit.getExecution(executionId),
+        listExecutions: (query) => stack.audit.listExecutions(query),
+        readChain: (chain, options) => stack.audit.readChain(chain, options),
+      },
+    });
+    const refused = await failingDecisions.http({ path: `/__manage__/executions/${id}/approve`, token: lead, body: {} });
+    assert.equal(refused.status, 503);
+    assert.equal(count('redecided'), 0);
+    const approved = await approvals.http({ path: `/__manage__/executions/${id}/approve`, token: lead, body: {} });
+    assert.equal(approved.status, 200);
+    assert.equal(count('redecided'), 1);
+  });
+
+  it('an approved command too long for the HTTP window goes to a worker: 202', async () => {
+    const launched: string[] = [];
+    const approvals = stack.withEnv(
+      { MANAGE_APPROVAL: '{"sleep":["leads"]}', MANAGE_HTTP_TIME_LIMIT_MS: '1000' },
+      { launcher: { launch: async (event) => void launched.push(event.mmWorker.executionId) } },
+    );
+    const lead = await stack.token({ sub: 'lena', groups: ['leads'] });
+    const requested = await post(approvals, alice, 'sleep', { data: { ms: 10 } });
+    const id = requested.body.executionId;
+    const approved = await approvals.http({ path: `/__manage__/executions/${id}/approve`, token: lead, body: {} });
+    assert.equal(approved.status, 202);
+    assert.equal(approved.body.status, 'accepted');
+    assert.equal(approved.headers.location, `/__manage__/executions/${id}`);
+    assert.deepEqual(launched, [id]);
+    await approvals.handler({ mmWorker: { executionId: id } }, { getRemainingTimeInMillis: () => 60_000 } as never);
+    assert.equal((await stack.audit.getExecution(id))?.status, 'succeeded');
   });
 });
