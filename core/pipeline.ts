@@ -123,8 +123,12 @@ export interface PipelineDependencies {
 export const pipelineDefaults = {
   /** Delays before each try of the outcome write: it must not be lost to one throttle. */
   outcomeRetryDelaysMs: [0, 100, 400],
-  /** A lease outlives its run's time limit by this much, then frees itself if the holder died. */
-  leaseMarginMs: 5000,
+  /**
+   * A lease outlives its run's time limit by this much, then frees itself if the holder died.
+   * It covers the attempt write that comes after the lease (an append may take up to its 5 s
+   * budget plus a request timeout) and the outcome write.
+   */
+  leaseMarginMs: 15_000,
   /** How long an accepted execution may wait for its worker to start before it reads as timed out. */
   workerStartGraceMs: 60_000,
   /** The longest a worker can run: Lambda's 15 minutes, less time to record the outcome. */
