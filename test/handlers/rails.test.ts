@@ -430,4 +430,23 @@ describe('rails under partial failure', () => {
     await approvals.handler({ mmWorker: { executionId: id } }, { getRemainingTimeInMillis: () => 60_000 } as never);
     assert.equal((await stack.audit.getExecution(id))?.status, 'succeeded');
   });
+
+  it('the HTTP window counts the time spent before the run, so the 504 still comes in time', async () => {
+    const state = new DynamoStateStore({ tableName: stack.dynamo.stateTableName, region: 'us-east-1', endpoint: stack.dynamo.endpoint });
+    const slowClaims = stack.withEnv({ MANAGE_HTTP_TIME_LIMIT_MS: '1000' }, {
+      state: {
+        create: async (item) => {
+          await sleep(700);
+          return state.create(item);
+        },
+        get: (pk) => state.get(pk),
+        delete: (pk, owner, options) => state.delete(pk, owner, options),
+        replace: (item) => state.replace(item),
+      },
+    });
+    const started = Date.now();
+    const response = await post(slowClaims, alice, 'sleep', { data: { ms: 5000 } }, 'slow-claim');
+    assert.equal(response.status, 504);
+    assert.ok(Date.now() - started < 1800, `answered after ${Date.now() - started} ms`);
+  });
 });

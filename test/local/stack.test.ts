@@ -184,6 +184,25 @@ describe('npm start', { timeout: BOOT_TIMEOUT_MS + 60_000 }, () => {
     assert.deepEqual((await response.json()).result, { message: 'from the token script' });
   });
 
+  it('runs a command asynchronously through a worker invocation on the Lambda endpoint', async () => {
+    const token = JWT.exec(stack.stdout)![0];
+    const accepted = await fetch(`http://127.0.0.1:${env.PORT}/__manage__/sleep`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', prefer: 'respond-async' },
+      body: JSON.stringify({ data: { ms: 300 } }),
+    });
+    const body = await accepted.json();
+    assert.equal(accepted.status, 202, JSON.stringify(body));
+    assert.equal(accepted.headers.get('location'), `/__manage__/executions/${body.executionId}`);
+    let status = body.status;
+    for (let i = 0; i < 100 && status !== 'succeeded' && status !== 'failed'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const shown = await fetch(`http://127.0.0.1:${env.PORT}${accepted.headers.get('location')}`, { headers: { authorization: `Bearer ${token}` } });
+      status = (await shown.json()).status;
+    }
+    assert.equal(status, 'succeeded');
+  });
+
   it('answers 401 without a token', async () => {
     const response = await echo(undefined, 'hi');
     assert.equal(response.status, 401);
