@@ -88,10 +88,7 @@ export class HttpAdapter {
           ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
           ...(respondAsync ? { respondAsync } : {}),
         });
-        if (response.status === 'accepted' || response.status === 'awaiting_approval') {
-          return json(202, response, { location: `/__manage__/executions/${response.executionId}` });
-        }
-        return json(200, response);
+        return executionResponse(response);
       }
       case 'decide': {
         const body = this.readJsonBody(request);
@@ -99,11 +96,7 @@ export class HttpAdapter {
           throw new InvalidRequest('The body may only hold "planDigest", a string.');
         }
         const planDigest = body.planDigest as string | undefined;
-        const decided = await pipeline.decide(route.executionId, actor, route.decision, { maxTimeMs, ...(planDigest ? { planDigest } : {}) });
-        if (decided.status === 'accepted') {
-          return json(202, decided, { location: `/__manage__/executions/${decided.executionId}` });
-        }
-        return json(200, decided);
+        return executionResponse(await pipeline.decide(route.executionId, actor, route.decision, { maxTimeMs, ...(planDigest ? { planDigest } : {}) }));
       }
       case 'verifyAudit':
         return json(200, await pipeline.verifyAudit(actor, request.query));
@@ -289,6 +282,14 @@ const JSON_HEADERS = {
 
 export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResponse {
   return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
+}
+
+/** 200 for an outcome; 202 with the execution's Location while it waits (for a worker or an approver). */
+function executionResponse(result: { status: string; executionId: string }): HttpResponse {
+  if (result.status === 'accepted' || result.status === 'awaiting_approval') {
+    return json(202, result, { location: `/__manage__/executions/${result.executionId}` });
+  }
+  return json(200, result);
 }
 
 export function errorResponse(error: ManageError): HttpResponse {
