@@ -5,7 +5,7 @@
  * knows the transport; everything after it is here.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Actor, Command, CommandContext, CommandLoader } from './command.js';
+import type { Actor, Command, CommandLoader } from './command.js';
 import { commandDefaults } from './command.js';
 import type { ManageConfig } from './config.js';
 import {
@@ -27,6 +27,7 @@ import { EXECUTION_ID_PATTERN, newExecutionId } from './ids.js';
 import { describeError, type Logger } from './log.js';
 import { auditLimits, capJson, redactArguments, scrubValue, secretScrubber } from './redact.js';
 import { validateArguments } from './validation.js';
+import { runWithTimeLimit } from './run.js';
 import { CommandLeases, IdempotencyKeys, planDigest } from './rails.js';
 import type { StateStore } from './state/store.js';
 import type { TaskReporter, WorkerLauncher } from './worker.js';
@@ -640,7 +641,7 @@ export class Pipeline {
     const logFields = { executionId, command: command.name, actor: actorKey(actor) };
     this.deps.logger.log('info', 'execution.started', { ...logFields, dryRun, timeLimitMs });
 
-    const run = await this.runWithTimeLimit(command, args, executionId, actor, dryRun, timeLimitMs);
+    const run = await runWithTimeLimit(command, args, { executionId, actor, dryRun, timeLimitMs, now: this.now });
     const finished = this.now();
     const output = run.output.map((line) => truncate(scrub(line), auditLimits.outputLineChars));
     const result = scrubValue(run.result, scrub);
@@ -833,49 +834,6 @@ export class Pipeline {
     }
   }
 
-  private async runWithTimeLimit(
-    command: Command,
-    args: Record<string, unknown>,
-    executionId: string,
-    actor: Actor,
-    dryRun: boolean,
-    timeLimitMs: number,
-  ): Promise<{ status: ExecutionStatus; result?: unknown; error?: string; output: string[] }> {
-    const output: string[] = [];
-    let open = true;
-    const controller = new AbortController();
-    const ctx: CommandContext = {
-      executionId,
-      actor,
-      signal: controller.signal,
-      deadline: this.now() + timeLimitMs,
-      log: (...parts) => {
-        // Lines logged after the run ended (a command that ignores its abort signal) are dropped.
-        if (open && output.length < auditLimits.outputLines) output.push(parts.map(formatPart).join(' '));
-      },
-    };
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), timeLimitMs);
-    });
-    try {
-      const work = Promise.resolve().then(() => (dryRun ? command.plan!(args as never, ctx) : command.run(args as never, ctx)));
-      const winner = await Promise.race([work.then((value) => ({ value })), timedOut]);
-      if (winner === 'timeout') {
-        controller.abort();
-        // The command may keep going until it notices the signal; its late rejection is not ours to report.
-        work.catch(() => undefined);
-        return { status: 'timed_out', error: `Command "${command.name}" exceeded its time limit of ${timeLimitMs} ms.`, output };
-      }
-      return { status: dryRun ? 'planned' : 'succeeded', result: toJsonValue(winner.value), output };
-    } catch (error) {
-      return { status: 'failed', error: messageOf(error), output };
-    } finally {
-      open = false;
-      clearTimeout(timer);
-    }
-  }
-
   /** True if recorded. The attempt record already proves the run; a lost outcome is reported, not hidden. */
   private async recordOutcome(outcome: OutcomeRecord, logFields: Record<string, unknown>): Promise<boolean> {
     let lastError: unknown;
@@ -917,35 +875,6 @@ function finalOutcome(record: ExecutionRecord): ExecutionResponse | ManageError 
   }
 }
 
-/** A thrown value's message; whatever a command throws (even an object with no prototype) says something. */
-function messageOf(error: unknown): string {
-  if (error instanceof Error) return String(error.message);
-  try {
-    return String(error);
-  } catch {
-    return 'The command threw a value that is not an Error.';
-  }
-}
-
 function inGroups(actor: Actor, group: string): boolean {
   return actor.kind === 'token' && actor.groups.includes(group);
-}
-
-function formatPart(part: unknown): string {
-  if (typeof part === 'string') return part;
-  try {
-    return JSON.stringify(part) ?? String(part);
-  } catch {
-    return String(part);
-  }
-}
-
-/** What a command returned, as JSON will carry it (undefined → null, no functions or cycles). */
-function toJsonValue(value: unknown): unknown {
-  if (value === undefined) return null;
-  try {
-    return JSON.parse(JSON.stringify(value) ?? 'null');
-  } catch {
-    throw new Error('The command returned a value that is not JSON (a cycle or a BigInt).');
-  }
 }

@@ -1,0 +1,84 @@
+/**
+ * Running one command under its time limit: the context it gets, the output it
+ * logs, and what it ended with — a value, an error message or the time limit.
+ */
+import type { Actor, Command, CommandContext } from './command.js';
+import type { ExecutionStatus } from './audit/store.js';
+import { auditLimits } from './redact.js';
+
+export interface RunResult {
+  status: ExecutionStatus;
+  result?: unknown;
+  error?: string;
+  output: string[];
+}
+
+/** Never throws: a command's failure is a result like any other. */
+export async function runWithTimeLimit(
+  command: Command,
+  args: Record<string, unknown>,
+  run: { executionId: string; actor: Actor; dryRun: boolean; timeLimitMs: number; now: () => number },
+): Promise<RunResult> {
+  const output: string[] = [];
+  let open = true;
+  const controller = new AbortController();
+  const ctx: CommandContext = {
+    executionId: run.executionId,
+    actor: run.actor,
+    signal: controller.signal,
+    deadline: run.now() + run.timeLimitMs,
+    log: (...parts) => {
+      // Lines logged after the run ended (a command that ignores its abort signal) are dropped.
+      if (open && output.length < auditLimits.outputLines) output.push(parts.map(formatPart).join(' '));
+    },
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), run.timeLimitMs);
+  });
+  try {
+    const work = Promise.resolve().then(() => (run.dryRun ? command.plan!(args as never, ctx) : command.run(args as never, ctx)));
+    const winner = await Promise.race([work.then((value) => ({ value })), timedOut]);
+    if (winner === 'timeout') {
+      controller.abort();
+      // The command may keep going until it notices the signal; its late rejection is not ours to report.
+      work.catch(() => undefined);
+      return { status: 'timed_out', error: `Command "${command.name}" exceeded its time limit of ${run.timeLimitMs} ms.`, output };
+    }
+    return { status: run.dryRun ? 'planned' : 'succeeded', result: toJsonValue(winner.value), output };
+  } catch (error) {
+    return { status: 'failed', error: messageOf(error), output };
+  } finally {
+    open = false;
+    clearTimeout(timer);
+  }
+}
+
+/** A thrown value's message; whatever a command throws (even an object with no prototype) says something. */
+function messageOf(error: unknown): string {
+  if (error instanceof Error) return String(error.message);
+  try {
+    return String(error);
+  } catch {
+    return 'The command threw a value that is not an Error.';
+  }
+}
+
+function formatPart(part: unknown): string {
+  if (typeof part === 'string') return part;
+  try {
+    return JSON.stringify(part) ?? String(part);
+  } catch {
+    return String(part);
+  }
+}
+
+/** What a command returned, as JSON will carry it (undefined → null, no functions or cycles). */
+function toJsonValue(value: unknown): unknown {
+  if (value === undefined) return null;
+  try {
+    return JSON.parse(JSON.stringify(value) ?? 'null');
+  } catch {
+    throw new Error('The command returned a value that is not JSON (a cycle or a BigInt).');
+  }
+}
