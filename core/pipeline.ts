@@ -151,6 +151,18 @@ interface PendingRun {
   reportsToTask?: boolean;
 }
 
+/** One run of a command, as the pipeline records it. */
+interface RunSpec {
+  command: Command;
+  args: Record<string, unknown>;
+  executionId: string;
+  /** Who asked for it (for an approved run: the requester, not the approver). */
+  actor: Actor;
+  dryRun: boolean;
+  timeLimitMs: number;
+  started: number;
+}
+
 const COMMAND_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const pendingKey = (executionId: string) => `PENDING#${executionId}`;
 /** Kept apart from the pending run so that a retried task can hand over a new token at any time. */
@@ -341,7 +353,7 @@ export class Pipeline {
         const started = this.now();
         const start = { executionId, command: command.name, startedAt: new Date(started).toISOString(), deadline: new Date(started + timeLimitMs).toISOString(), timeLimitMs };
         await this.appendOrRefuse({ kind: 'start', record: start }, { executionId, command: command.name });
-        return this.runAndRecord(command, run.args, executionId, run.requester, run.dryRun, timeLimitMs, started);
+        return this.runAndRecord({ command, args: run.args, executionId, actor: run.requester, dryRun: run.dryRun, timeLimitMs, started });
       });
       if (run.reportsToTask) await this.report(executionId, response);
       return response;
@@ -530,7 +542,7 @@ export class Pipeline {
     return this.runExclusive(command, executionId, timeLimitMs, async () => {
       await this.appendOrRefuse({ kind: 'attempt', record: attempt }, logFields);
       const remaining = Math.max(1, Math.min(timeLimitMs, notAfter - this.now()));
-      return this.runAndRecord(command, args, executionId, request.actor, request.dryRun, remaining, started);
+      return this.runAndRecord({ command, args, executionId, actor: request.actor, dryRun: request.dryRun, timeLimitMs: remaining, started });
     });
   }
 
@@ -609,34 +621,18 @@ export class Pipeline {
   }
 
   /** Runs the command under its time limit and records the outcome; the attempt (or start) is already recorded. */
-  private async runAndRecord(
-    command: Command,
-    args: Record<string, unknown>,
-    executionId: string,
-    actor: Actor,
-    dryRun: boolean,
-    timeLimitMs: number,
-    started: number,
-  ): Promise<ExecutionResponse> {
+  private async runAndRecord(spec: RunSpec): Promise<ExecutionResponse> {
     try {
-      return await this.runAndRecordOnce(command, args, executionId, actor, dryRun, timeLimitMs, started);
+      return await this.recordRun(spec);
     } catch (error) {
       // Past the attempt record, every failure belongs to this execution: a retry must not run it again.
       const failure = toManageError(error);
-      failure.executionId ??= executionId;
+      failure.executionId ??= spec.executionId;
       throw failure;
     }
   }
 
-  private async runAndRecordOnce(
-    command: Command,
-    args: Record<string, unknown>,
-    executionId: string,
-    actor: Actor,
-    dryRun: boolean,
-    timeLimitMs: number,
-    started: number,
-  ): Promise<ExecutionResponse> {
+  private async recordRun({ command, args, executionId, actor, dryRun, timeLimitMs, started }: RunSpec): Promise<ExecutionResponse> {
     const scrub = secretScrubber(args, command.sensitive ?? []);
     const logFields = { executionId, command: command.name, actor: actorKey(actor) };
     this.deps.logger.log('info', 'execution.started', { ...logFields, dryRun, timeLimitMs });
