@@ -472,6 +472,11 @@ export class Pipeline {
       this.deps.logger.log('error', 'worker.unavailable', { command: command.name });
       throw new InternalError();
     }
+    if (this.isExclusive(command)) {
+      // Refused now rather than accepted and failed later in the worker (which still checks, for races).
+      const holder = await this.guardState(() => this.leases.holder(command.name));
+      if (holder !== undefined) throw this.busy(command, holder);
+    }
     const timeLimitMs = Math.min(command.timeLimitMs ?? commandDefaults.timeLimitMs, pipelineDefaults.workerMaxTimeMs);
     const accepted = this.now();
     const deadline = accepted + pipelineDefaults.workerStartGraceMs + timeLimitMs;
@@ -608,11 +613,9 @@ export class Pipeline {
 
   /** Holds the command's lease around `run` when the command is exclusive. */
   private async runExclusive<T>(command: Command, executionId: string, timeLimitMs: number, run: () => Promise<T>): Promise<T> {
-    if (!(command.exclusive || this.deps.config.exclusive.has(command.name))) return run();
+    if (!this.isExclusive(command)) return run();
     const holder = await this.guardState(() => this.leases.acquire(command.name, executionId, timeLimitMs + pipelineDefaults.leaseMarginMs));
-    if (holder !== undefined) {
-      throw new Conflict(`Command "${command.name}" is exclusive and already running (execution ${holder}).`, holder);
-    }
+    if (holder !== undefined) throw this.busy(command, holder);
     try {
       return await run();
     } finally {
@@ -696,7 +699,7 @@ export class Pipeline {
         description: command.description,
         schema: command.args,
         timeLimitMs: command.timeLimitMs ?? commandDefaults.timeLimitMs,
-        exclusive: Boolean(command.exclusive || this.deps.config.exclusive.has(name)),
+        exclusive: this.isExclusive(command),
         dryRun: Boolean(command.plan),
         ...(approvers.length ? { approvers } : {}),
       });
@@ -782,6 +785,14 @@ export class Pipeline {
 
   private mayRead(record: ExecutionRecord, actor: Actor): boolean {
     return this.isAuditor(actor) || actorKey(record.actor) === actorKey(actor);
+  }
+
+  private isExclusive(command: Command): boolean {
+    return Boolean(command.exclusive || this.deps.config.exclusive.has(command.name));
+  }
+
+  private busy(command: Command, holder: string): Conflict {
+    return new Conflict(`Command "${command.name}" is exclusive and already running (execution ${holder}).`, holder);
   }
 
   /** Approver groups: the config's for this command if it names any, else the command's own. */

@@ -103,6 +103,11 @@ export class CommandLeases {
     return result.created ? undefined : result.existing.owner;
   }
 
+  /** The execution holding the command's lease now, if any. */
+  async holder(command: string): Promise<string | undefined> {
+    return (await this.state.get(`LEASE#${command}`))?.owner;
+  }
+
   /** Conditional on the owner: a lease one does not hold cannot be released. */
   async release(command: string, executionId: string): Promise<boolean> {
     return (await this.state.delete(`LEASE#${command}`, executionId)) !== undefined;

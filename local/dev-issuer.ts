@@ -81,8 +81,7 @@ async function writeState(file: string, state: DevIssuerState, exclusive: boolea
 /**
  * The issuer's key and settings, created on first use. The port is `ISSUER_PORT`
  * when set, otherwise the one in the file (default 3005); with `persistPort`
- * (the stack does this) a new port is written back so that a later
- * `npm run token` signs for the stack that is running.
+ * a new port is written back at once (see also {@link rememberDevIssuer}).
  */
 export async function loadDevIssuer(
   options: { env?: NodeJS.ProcessEnv; persistPort?: boolean } = {},
@@ -119,6 +118,17 @@ export async function loadDevIssuer(
     if (options.persistPort) await writeState(file, state, false);
   }
   return state;
+}
+
+/**
+ * Writes the issuer's port back, so that a later `npm run token` signs for the
+ * stack now running. The stack calls it once it is up: a start that fails
+ * (a port in use) must not redirect the tokens of a stack that runs.
+ */
+export async function rememberDevIssuer(state: DevIssuerState, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const file = devIssuerFile(env);
+  const saved = await readState(file);
+  if (saved?.port !== state.port || saved.kid !== state.kid) await writeState(file, state, false);
 }
 
 export interface DevTokenOptions {

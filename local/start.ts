@@ -31,7 +31,7 @@ import dynalite from 'dynalite';
 import { commandLoaders } from '../commands/index.js';
 import { auditTableDefinition, stateTableDefinition } from '../core/audit/table.js';
 import { ConfigError, loadConfig } from '../core/config.js';
-import { loadDevIssuer, signDevToken, startDevIssuer, type DevIssuerState } from './dev-issuer.js';
+import { loadDevIssuer, rememberDevIssuer, signDevToken, startDevIssuer, type DevIssuerState } from './dev-issuer.js';
 import { groupAlive } from './processes.js';
 
 const STAGE = 'dev';
@@ -265,7 +265,7 @@ async function main(): Promise<void> {
   const externalIssuer = isSet(env.MANAGE_JWT_ISSUER) ? env.MANAGE_JWT_ISSUER : undefined;
   let issuer: DevIssuerState | undefined;
   if (!externalIssuer) {
-    issuer = await loadDevIssuer({ env, persistPort: true });
+    issuer = await loadDevIssuer({ env });
     env.MANAGE_JWT_ISSUER = issuer.issuer;
     env.MANAGE_JWT_AUDIENCE = issuer.audience;
     // A JWKS URI left over from another issuer would point the dev issuer's tokens at the wrong keys.
@@ -325,6 +325,7 @@ async function main(): Promise<void> {
   });
 
   await waitUntilReady(child, [`http://127.0.0.1:${lambdaPort}/`, `http://127.0.0.1:${httpPort}/__manage__`]);
+  if (issuer) await rememberDevIssuer(issuer, env);
 
   const token = issuer ? await signDevToken({ state: issuer, expiresIn: 12 * 3600 }) : undefined;
   process.stdout.write(

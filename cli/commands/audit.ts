@@ -42,7 +42,7 @@ function describeCounts(report: Record<string, any>): string {
   const parts: string[] = [];
   if (Array.isArray(report.chains)) {
     const records = report.chains.reduce((sum: number, chain: any) => sum + (typeof chain?.records === 'number' ? chain.records : 0), 0);
-    parts.push(`${records} record${records === 1 ? '' : 's'} in ${report.chains.length} command chain${report.chains.length === 1 ? '' : 's'}`);
+    parts.push(`${records} record${records === 1 ? '' : 's'} in ${report.chains.length} chain${report.chains.length === 1 ? '' : 's'}`);
   } else {
     for (const [key, label] of [
       ['checked', 'records checked'],
@@ -61,7 +61,7 @@ function describeProblem(problem: unknown): string {
   if (typeof problem === 'string') return problem;
   if (typeof problem !== 'object' || problem === null) return JSON.stringify(problem);
   const p = problem as Record<string, unknown>;
-  const where = [p.command, p.seq !== undefined ? `seq ${p.seq}` : undefined, p.executionId].filter((x) => x !== undefined && x !== '').join(' ');
+  const where = [p.chain ?? p.command, p.seq !== undefined ? `seq ${p.seq}` : undefined, p.executionId].filter((x) => x !== undefined && x !== '').join(' ');
   const what = [p.problem ?? p.kind ?? p.code, p.detail ?? p.message ?? p.reason].filter((x) => x !== undefined && x !== '').map(String).join(': ');
   return what ? `${where ? `${where}: ` : ''}${what}` : JSON.stringify(problem);
 }

@@ -23,7 +23,13 @@ export async function listCommands(session: Session): Promise<number> {
   }
   const nameWidth = Math.max(...commands.map((command) => command.name.length));
   for (const command of commands) {
-    const limit = typeof command.timeLimitMs === 'number' ? c.dim(`  (time limit ${formatDuration(command.timeLimitMs)})`) : '';
+    const traits = [
+      typeof command.timeLimitMs === 'number' ? `time limit ${formatDuration(command.timeLimitMs)}` : '',
+      command.exclusive ? 'exclusive' : '',
+      Array.isArray(command.approvers) && command.approvers.length ? `needs approval by ${command.approvers.join(' or ')}` : '',
+      command.dryRun === false ? 'no dry run' : '',
+    ].filter(Boolean);
+    const limit = traits.length ? c.dim(`  (${traits.join(', ')})`) : '';
     outLine(`${c.bold(c.cyan(command.name.padEnd(nameWidth)))}  ${command.description ?? ''}${limit}`);
     const rows = argumentRows(command.schema);
     if (rows.length) {

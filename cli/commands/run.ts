@@ -27,6 +27,11 @@ export interface CommandEntry {
   description?: string;
   schema?: JsonSchema;
   timeLimitMs?: number;
+  exclusive?: boolean;
+  /** Present when a run needs a second person's approval. */
+  approvers?: string[];
+  /** Whether the command has a plan for `--dry-run`. */
+  dryRun?: boolean;
 }
 
 /** The HTTP window of a synchronous run when the server does not say (MANAGE_HTTP_TIME_LIMIT_MS' default). */

@@ -113,6 +113,7 @@ export interface ExecutionRecord extends AttemptRecord {
   result?: unknown;
   error?: { code: string; message: string };
   output?: string[];
+  /** False when a run that started has no outcome record (it died, or the outcome write failed). */
   outcomeRecorded: boolean;
 }
 
@@ -174,5 +175,7 @@ export function foldExecution(entries: AuditEntry[], now: number): ExecutionReco
     if (view.status === 'awaiting_approval') view.status = 'expired';
     else if (view.status === 'running' || view.status === 'accepted') view.status = 'timed_out';
   }
+  // A rejected or expired request never ran: it has no outcome to lose.
+  if (view.status === 'rejected' || view.status === 'expired') view.outcomeRecorded = true;
   return view;
 }

@@ -238,7 +238,7 @@ describe('mm --async, --wait, approve, reject, audit verify, retries', { timeout
   test('mm audit verify: exit 0 when intact, 1 with the problems listed; --since is sent as ISO-8601', T, async () => {
     const good = await mm(['audit', 'verify', '--since', '24h']);
     assert.equal(good.code, 0, good.stderr);
-    assert.match(good.stdout, /Audit trail verified \(all commands since .*\): 12 records in 2 command chains, HMAC-keyed\./);
+    assert.match(good.stdout, /Audit trail verified \(all commands since .*\): 12 records in 2 chains, HMAC-keyed\./);
     const since = Date.parse(api.requests.at(-1)!.query.get('since')!);
     assert.ok(Math.abs(since - (Date.now() - 86_400_000)) < 60_000);
     const bad = await mm(['audit', 'verify', '--command', 'broken']);

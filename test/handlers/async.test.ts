@@ -11,6 +11,8 @@ import { Type } from '@sinclair/typebox';
 import { defineCommand } from '../../core/command.js';
 import { LambdaWorkerLauncher, StepFunctionsTaskReporter, type WorkerEvent, type WorkerLauncher } from '../../core/worker.js';
 import { lambdaContext, startStack, type TestStack } from '../support/stack.js';
+import { CommandLeases } from '../../core/rails.js';
+import { DynamoStateStore } from '../../core/state/dynamodb.js';
 
 const runs: string[] = [];
 const testCommands = {
@@ -73,6 +75,16 @@ describe('Prefer: respond-async', () => {
     assert.equal(done.status, 'succeeded');
     assert.deepEqual(done.result, { label: 'async' });
     assert.equal(runs.filter((r) => r === 'async').length, 1);
+  });
+
+  it('an exclusive command that is already running is refused at once (409), not accepted', async () => {
+    const exclusive = stack.withEnv({ MANAGE_EXCLUSIVE: 'touch' });
+    const state = new DynamoStateStore({ tableName: stack.dynamo.stateTableName, region: 'us-east-1', endpoint: stack.dynamo.endpoint });
+    await new CommandLeases(state, Date.now).acquire('touch', 'HOLDER0000000000000000000A', 5000);
+    const response = await exclusive.http({ path: '/__manage__/touch', token, headers: { prefer: 'respond-async' }, body: { data: { label: 'busy' } } });
+    assert.equal(response.status, 409);
+    assert.equal(response.body.error.holderExecutionId, 'HOLDER0000000000000000000A');
+    await new CommandLeases(state, Date.now).release('touch', 'HOLDER0000000000000000000A');
   });
 
   it('a duplicate worker event runs nothing twice', async () => {
