@@ -119,12 +119,15 @@ export function exitCodeFor(status: number, code: string | undefined): ExitCode 
 }
 
 /** The exit code for an execution's final status (`--wait`, `approve --wait`). */
-export function exitCodeForStatus(status: string | undefined): ExitCode {
+export function exitCodeForStatus(status: string | undefined, errorCode?: unknown): ExitCode {
   switch (status) {
     case 'succeeded':
     case 'planned':
       return Exit.Ok;
     case 'failed':
+      // A worker refused before running (exclusive and busy, audit down) is not the command failing.
+      if (errorCode === 'Conflict') return Exit.Conflict;
+      if (errorCode === 'AuditUnavailable') return Exit.Service;
       return Exit.CommandFailed;
     case 'timed_out':
     case 'expired':

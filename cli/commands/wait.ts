@@ -65,5 +65,5 @@ function printFinal(session: Session, response: ApiResponse): number {
   const status = String(response.body?.status ?? '');
   if (session.json) outRaw(response.raw);
   else out(formatOutcome(response.body, colors.out));
-  return exitCodeForStatus(status);
+  return exitCodeForStatus(status, response.body?.error?.code);
 }
