@@ -4,28 +4,14 @@
 // argv[2]: the bundle; env BENCH_TOKEN, BENCH_PATH. Writes JSON to fd 3.
 import { writeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { httpEvent } from './http-event.mjs';
 
 const [bundle] = process.argv.slice(2);
 const token = process.env.BENCH_TOKEN;
 const path = process.env.BENCH_PATH ?? '/__manage__/echo';
 const body = JSON.stringify({ data: { message: 'hello' } });
 
-function event() {
-  return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: path,
-    rawQueryString: '',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'user-agent': 'bench' },
-    requestContext: {
-      http: { method: 'POST', path, sourceIp: '127.0.0.1', userAgent: 'bench', protocol: 'HTTP/1.1' },
-      requestId: `bench-${Math.random().toString(36).slice(2)}`,
-      stage: '$default',
-    },
-    body,
-    isBase64Encoded: false,
-  };
-}
+const event = () => httpEvent({ path, token, body });
 
 function context() {
   const end = Date.now() + 900_000;

@@ -6,6 +6,7 @@
 // Writes JSON to fd 3.
 import { writeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { httpEvent } from './http-event.mjs';
 
 const mm = await import(pathToFileURL(process.argv[2]).href);
 const iterations = Number(process.env.BENCH_ITERATIONS ?? 3000);
@@ -21,20 +22,7 @@ const handler = mm.createManageHandler(config, {
   state: new mm.MemoryStateStore(),
 });
 
-const event = () => ({
-  version: '2.0',
-  routeKey: '$default',
-  rawPath: path,
-  rawQueryString: '',
-  headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'user-agent': 'bench' },
-  requestContext: {
-    http: { method: 'POST', path, sourceIp: '127.0.0.1', userAgent: 'bench', protocol: 'HTTP/1.1' },
-    requestId: 'bench',
-    stage: '$default',
-  },
-  body,
-  isBase64Encoded: false,
-});
+const event = () => httpEvent({ path, token, body });
 const end = Date.now() + 900_000;
 const context = { awsRequestId: 'bench', getRemainingTimeInMillis: () => end - Date.now() };
 
