@@ -124,6 +124,8 @@ export interface PipelineDependencies {
 export const pipelineDefaults = {
   /** Delays before each try of the outcome write: it must not be lost to one throttle. */
   outcomeRetryDelaysMs: [0, 100, 400],
+  /** Past the run's bound, how long the outcome write may still be retried before the caller is answered. */
+  outcomeWriteMarginMs: 1000,
   /**
    * A lease outlives its run's time limit by this much, then frees itself if the holder died.
    * It covers the attempt write that comes after the lease (an append may take up to its 5 s
@@ -161,6 +163,8 @@ interface RunSpec {
   dryRun: boolean;
   timeLimitMs: number;
   started: number;
+  /** When the caller stops waiting (the HTTP window): the outcome write is not retried past it. */
+  answerBy?: number;
 }
 
 const COMMAND_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -547,7 +551,16 @@ export class Pipeline {
     return this.runExclusive(command, executionId, timeLimitMs, async () => {
       await this.appendOrRefuse({ kind: 'attempt', record: attempt }, logFields);
       const remaining = Math.max(1, Math.min(timeLimitMs, notAfter - this.now()));
-      return this.runAndRecord({ command, args, executionId, actor: request.actor, dryRun: request.dryRun, timeLimitMs: remaining, started });
+      return this.runAndRecord({
+        command,
+        args,
+        executionId,
+        actor: request.actor,
+        dryRun: request.dryRun,
+        timeLimitMs: remaining,
+        started,
+        answerBy: notAfter + pipelineDefaults.outcomeWriteMarginMs,
+      });
     });
   }
 
@@ -635,7 +648,7 @@ export class Pipeline {
     }
   }
 
-  private async recordRun({ command, args, executionId, actor, dryRun, timeLimitMs, started }: RunSpec): Promise<ExecutionResponse> {
+  private async recordRun({ command, args, executionId, actor, dryRun, timeLimitMs, started, answerBy }: RunSpec): Promise<ExecutionResponse> {
     const scrub = secretScrubber(args, command.sensitive ?? []);
     const logFields = { executionId, command: command.name, actor: actorKey(actor) };
     this.deps.logger.log('info', 'execution.started', { ...logFields, dryRun, timeLimitMs });
@@ -657,7 +670,7 @@ export class Pipeline {
         : {}),
       output: output.slice(0, auditLimits.outputLines),
     };
-    const auditRecorded = await this.recordOutcome(outcome, logFields);
+    const auditRecorded = await this.recordOutcome(outcome, logFields, answerBy);
     this.deps.logger.log(run.status === 'succeeded' || run.status === 'planned' ? 'info' : 'warn', 'execution.finished', {
       ...logFields,
       status: run.status,
@@ -842,9 +855,11 @@ export class Pipeline {
   }
 
   /** True if recorded. The attempt record already proves the run; a lost outcome is reported, not hidden. */
-  private async recordOutcome(outcome: OutcomeRecord, logFields: Record<string, unknown>): Promise<boolean> {
+  private async recordOutcome(outcome: OutcomeRecord, logFields: Record<string, unknown>, answerBy?: number): Promise<boolean> {
     let lastError: unknown;
     for (const delay of pipelineDefaults.outcomeRetryDelaysMs) {
+      // A caller who gave up hears nothing: answer in time, with `auditRecorded: false`.
+      if (delay && answerBy !== undefined && this.now() + delay > answerBy) break;
       if (delay) await sleep(delay);
       try {
         await this.deps.audit.append({ kind: 'outcome', record: outcome });
