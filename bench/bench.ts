@@ -164,8 +164,8 @@ function syntheticPlugin(count: number, eager: boolean): Plugin {
   const names = Array.from({ length: count }, (_, i) => `synthetic-${String(i + 1).padStart(2, '0')}`);
   const entry = [
     "import { commandLoaders } from '../commands/index.js';",
-    "import { loadConfig } from '../core/config.js';",
-    "import { createManageHandler } from '../core/handler.js';",
+    "import { loadConfig } from '../src/config.js';",
+    "import { createManageHandler } from '../src/handler/create.js';",
     ...(eager ? names.map((name, i) => `import c${i} from 'synthetic:command/${name}';`) : []),
     'export const commands = {',
     '  ...commandLoaders,',
@@ -178,7 +178,7 @@ function syntheticPlugin(count: number, eager: boolean): Plugin {
   // A command of typical size: a schema of a few fields, a run and a plan.
   const command = (name: string) => `
 import { Type } from '@sinclair/typebox';
-import { defineCommand } from '../core/command.js';
+import { defineCommand } from '../src/command.js';
 export default defineCommand({
   description: 'Synthetic command ${name}: rotates the ${name} cache entries of one tenant.',
   args: Type.Object({

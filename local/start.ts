@@ -29,8 +29,8 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { commandLoaders } from '../commands/index.js';
-import { auditTableDefinition, stateTableDefinition } from '../core/audit/table.js';
-import { ConfigError, loadConfig } from '../core/config.js';
+import { auditTableDefinition, stateTableDefinition } from '../src/stores/audit/table.js';
+import { ConfigError, loadConfig } from '../src/config.js';
 import { loadDevIssuer, rememberDevIssuer, signDevToken, startDevIssuer, type DevIssuerState } from './dev-issuer.js';
 import { groupAlive } from './processes.js';
 

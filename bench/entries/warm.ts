@@ -4,9 +4,9 @@
  * registry, and the `echo` command to call directly.
  */
 export { commandLoaders, commandLoaders as commands } from '../../commands/index.js';
-export { loadConfig } from '../../core/config.js';
-export { createManageHandler } from '../../core/handler.js';
-export { MemoryAuditStore } from '../../core/audit/memory.js';
-export { MemoryStateStore } from '../../core/state/store.js';
-export { validateArguments } from '../../core/validation.js';
+export { loadConfig } from '../../src/config.js';
+export { createManageHandler } from '../../src/handler/create.js';
+export { MemoryAuditStore } from '../../src/stores/audit/memory.js';
+export { MemoryStateStore } from '../../src/stores/state/store.js';
+export { validateArguments } from '../../src/validation.js';
 export { default as echo } from '../../commands/echo.js';

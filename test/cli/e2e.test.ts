@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { Type } from '@sinclair/typebox';
-import { defineCommand } from '../../core/command.js';
+import { defineCommand } from '../../src/command.js';
 import { startStack, type TestStack } from '../support/stack.js';
 import { serveHandler, type ServedHandler } from '../support/http-server.js';
 import { buildCli, makeHome, mm as runMm, writeConfig, type MmOptions, type MmResult } from './helpers.js';

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, loadConfig, configDefaults } from '../../core/config.js';
+import { ConfigError, loadConfig, configDefaults } from '../../src/config.js';
 
 const known = ['noop', 'echo', 'sleep', 'fail'];
 const base = {

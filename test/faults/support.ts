@@ -13,7 +13,7 @@
  */
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { AuditStore } from '../../core/audit/store.js';
+import type { AuditStore } from '../../src/stores/audit/store.js';
 import { classifyItem, type RecordKind } from '../security/support.js';
 
 export type WriteKind = RecordKind;

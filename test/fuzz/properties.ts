@@ -16,7 +16,7 @@
  * `npm run fuzz` (10,000+, test/fuzz/requests.test.ts).
  */
 import fc from 'fast-check';
-import { UNAUTHORIZED_MESSAGE } from '../../core/errors.js';
+import { UNAUTHORIZED_MESSAGE } from '../../src/errors.js';
 import { lambdaContext, startStack, type TestStack } from '../support/stack.js';
 import { auditCensus, reconcile } from '../security/support.js';
 

@@ -8,11 +8,11 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
-import { defineCommand } from '../../core/command.js';
-import { LambdaWorkerLauncher, StepFunctionsTaskReporter, type WorkerEvent, type WorkerLauncher } from '../../core/worker.js';
+import { defineCommand } from '../../src/command.js';
+import { LambdaWorkerLauncher, StepFunctionsTaskReporter, type WorkerEvent, type WorkerLauncher } from '../../src/handler/worker.js';
 import { lambdaContext, startStack, type TestStack } from '../support/stack.js';
-import { CommandLeases } from '../../core/rails.js';
-import { DynamoStateStore } from '../../core/state/dynamodb.js';
+import { CommandLeases } from '../../src/pipeline/rails.js';
+import { DynamoStateStore } from '../../src/stores/state/dynamodb.js';
 
 const runs: string[] = [];
 const testCommands = {

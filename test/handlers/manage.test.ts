@@ -6,9 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { Type } from '@sinclair/typebox';
-import { defineCommand } from '../../core/command.js';
-import { UNAUTHORIZED_MESSAGE } from '../../core/errors.js';
-import type { AuditStore } from '../../core/audit/store.js';
+import { defineCommand } from '../../src/command.js';
+import { UNAUTHORIZED_MESSAGE } from '../../src/errors.js';
+import type { AuditStore } from '../../src/stores/audit/store.js';
 import { startStack, type TestStack } from '../support/stack.js';
 
 /** Side effects the tests can count: a command that ran is a command that touched. */

@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { Type } from '@sinclair/typebox';
-import { defineCommand } from '../../core/command.js';
+import { defineCommand } from '../../src/command.js';
 import { commandLoaders } from '../../commands/index.js';
-import { CommandLeases } from '../../core/rails.js';
-import { chainOf } from '../../core/audit/chain.js';
-import { DynamoStateStore } from '../../core/state/dynamodb.js';
+import { CommandLeases } from '../../src/pipeline/rails.js';
+import { chainOf } from '../../src/stores/audit/chain.js';
+import { DynamoStateStore } from '../../src/stores/state/dynamodb.js';
 import { startStack, type TestStack } from '../support/stack.js';
 
 /** Every run of the test commands, by label: the side effect the rails must guard. */

@@ -1,6 +1,6 @@
 /**
  * `serverless package` works offline, without AWS credentials, and produces the
- * stack CONTRACT §1/§4 describe: the audit and state tables as core/audit/table.ts
+ * stack CONTRACT §1/§4 describe: the audit and state tables as src/stores/audit/table.ts
  * defines them, the two HTTP API routes, a least-privilege role and a
  * self-contained bundle.
  *
@@ -25,7 +25,7 @@ import { inflateRawSync } from 'node:zlib';
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { build } from 'esbuild';
 import { serviceBuild } from '../../bench/esbuild-options.js';
-import { auditTableDefinition, stateTableDefinition } from '../../core/audit/table.js';
+import { auditTableDefinition, stateTableDefinition } from '../../src/stores/audit/table.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const serverlessBin = join(root, 'node_modules', 'serverless', 'bin', 'serverless.js');
@@ -130,7 +130,7 @@ describe('serverless package', { timeout: 180_000 }, () => {
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'mm-package-'));
     const project = join(work, 'project');
-    for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'core', 'commands', 'handlers', 'statemachines']) {
+    for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'src', 'commands', 'handlers', 'statemachines']) {
       await cp(join(root, entry), join(project, entry), { recursive: true });
     }
     await symlink(join(root, 'node_modules'), join(project, 'node_modules'), 'dir');
@@ -152,7 +152,7 @@ describe('serverless package', { timeout: 180_000 }, () => {
   }
 
   for (const stage of ['prod', 'dev']) {
-    it(`declares the tables of core/audit/table.ts (${stage})`, () => {
+    it(`declares the tables of src/stores/audit/table.ts (${stage})`, () => {
       const { Resources } = packaged[stage]!.template;
       assert.equal(ofType(packaged[stage]!.template, 'AWS::DynamoDB::Table').length, 2);
 

@@ -43,7 +43,7 @@ it('no secret argument and no bearer token appears in any log line, response or 
 
   for (const secret of SECRETS) {
     // A value shorter than 4 characters is redacted from the arguments but, by design, not
-    // scrubbed from free text (core/redact.ts MIN_SCRUB_LENGTH): messages carry it only when longer.
+    // scrubbed from free text (src/redact.ts MIN_SCRUB_LENGTH): messages carry it only when longer.
     const echoed = secret.length >= 4 ? secret : 'short';
     const runs: HttpCall[] = [
       // Succeeds; the secret is redacted from the arguments.

@@ -7,8 +7,8 @@
 import { ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, ScanCommand as DocumentScanCommand } from '@aws-sdk/lib-dynamodb';
 import { Type } from '@sinclair/typebox';
-import { defineCommand, type CommandLoader } from '../../core/command.js';
-import { UNAUTHORIZED_MESSAGE } from '../../core/errors.js';
+import { defineCommand, type CommandLoader } from '../../src/command.js';
+import { UNAUTHORIZED_MESSAGE } from '../../src/errors.js';
 import type { TestDynamo } from '../support/dynalite.js';
 
 /** A command with an observable side effect: every run is counted, by label. */

@@ -14,7 +14,7 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import type { Fetcher } from 'aws-jwt-verify/https';
-import { UNAUTHORIZED_MESSAGE } from '../../core/errors.js';
+import { UNAUTHORIZED_MESSAGE } from '../../src/errors.js';
 import { serveHandler } from '../support/http-server.js';
 import { lambdaContext, startStack, type HttpCall, type TestStack } from '../support/stack.js';
 import { UNAUTHORIZED_BODY, countItems, sideEffectCommand, within } from './support.js';

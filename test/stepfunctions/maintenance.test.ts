@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Type } from '@sinclair/typebox';
 import { commandLoaders } from '../../commands/index.js';
-import { defineCommand } from '../../core/command.js';
-import { invokeDefaults } from '../../core/invoke.js';
-import type { AuditEntry, AuditStore, ExecutionRecord } from '../../core/audit/store.js';
+import { defineCommand } from '../../src/command.js';
+import { invokeDefaults } from '../../src/handler/invoke.js';
+import type { AuditEntry, AuditStore, ExecutionRecord } from '../../src/stores/audit/store.js';
 import { startStack, type TestStack } from '../support/stack.js';
 import { StateMachine, collectEvents, executionContext, lambdaInvokeRoute, loadDefinition, type LambdaInvokeRouteOptions } from './local-sfn.js';
 

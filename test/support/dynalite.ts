@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import dynalite from 'dynalite';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { auditTableDefinition, stateTableDefinition } from '../../core/audit/table.js';
+import { auditTableDefinition, stateTableDefinition } from '../../src/stores/audit/table.js';
 
 // The SDK wants credentials even for a local endpoint; these reach nothing real.
 process.env.AWS_ACCESS_KEY_ID ??= 'test';

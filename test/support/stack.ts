@@ -4,12 +4,12 @@
  */
 import type { Context } from 'aws-lambda';
 import { commandLoaders } from '../../commands/index.js';
-import type { CommandLoader } from '../../core/command.js';
-import { loadConfig, type Environment } from '../../core/config.js';
-import { createManageHandler, type ManageHandlerOptions } from '../../core/handler.js';
-import type { AuditStore } from '../../core/audit/store.js';
-import { DynamoAuditStore } from '../../core/audit/dynamodb.js';
-import { createLogger } from '../../core/log.js';
+import type { CommandLoader } from '../../src/command.js';
+import { loadConfig, type Environment } from '../../src/config.js';
+import { createManageHandler, type ManageHandlerOptions } from '../../src/handler/create.js';
+import type { AuditStore } from '../../src/stores/audit/store.js';
+import { DynamoAuditStore } from '../../src/stores/audit/dynamodb.js';
+import { createLogger } from '../../src/log.js';
 import { startDynalite, type TestDynamo } from './dynalite.js';
 import { startTestIssuer, type TestIssuer } from './issuer.js';
 

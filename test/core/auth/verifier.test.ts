@@ -6,9 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { SignJWT, generateKeyPair } from 'jose';
 import type { Fetcher } from 'aws-jwt-verify/https';
-import { loadConfig } from '../../../core/config.js';
-import { createTokenVerifier } from '../../../core/auth/verifier.js';
-import { Unauthorized, UNAUTHORIZED_MESSAGE } from '../../../core/errors.js';
+import { loadConfig } from '../../../src/config.js';
+import { createTokenVerifier } from '../../../src/auth/verifier.js';
+import { Unauthorized, UNAUTHORIZED_MESSAGE } from '../../../src/errors.js';
 import { startTestIssuer, type TestIssuer } from '../../support/issuer.js';
 
 const POOL = 'us-east-1_TestPool';

@@ -5,9 +5,9 @@
  * knows the transport; everything after it is here.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Actor, Command, CommandLoader } from './command.js';
-import { commandDefaults } from './command.js';
-import type { ManageConfig } from './config.js';
+import type { Actor, Command, CommandLoader } from '../command.js';
+import { commandDefaults } from '../command.js';
+import type { ManageConfig } from '../config.js';
 import {
   AuditUnavailable,
   CommandFailed,
@@ -22,16 +22,16 @@ import {
   errorFromCode,
   toManageError,
   truncate,
-} from './errors.js';
-import { EXECUTION_ID_PATTERN, newExecutionId } from './ids.js';
-import { describeError, type Logger } from './log.js';
-import { auditLimits, capJson, redactArguments, scrubValue, secretScrubber } from './redact.js';
-import { validateArguments } from './validation.js';
+} from '../errors.js';
+import { EXECUTION_ID_PATTERN, newExecutionId } from '../ids.js';
+import { describeError, type Logger } from '../log.js';
+import { auditLimits, capJson, redactArguments, scrubValue, secretScrubber } from '../redact.js';
+import { validateArguments } from '../validation.js';
 import { runWithTimeLimit } from './run.js';
 import { CommandLeases, IdempotencyKeys, planDigest } from './rails.js';
-import type { StateStore } from './state/store.js';
-import type { TaskReporter, WorkerLauncher } from './worker.js';
-import { argumentHmac, chainsOf, verifyChain } from './audit/chain.js';
+import type { StateStore } from '../stores/state/store.js';
+import type { TaskReporter, WorkerLauncher } from '../handler/worker.js';
+import { argumentHmac, chainsOf, verifyChain } from '../stores/audit/chain.js';
 import {
   InvalidCursorError,
   actorKey,
@@ -42,7 +42,7 @@ import {
   type ExecutionSource,
   type ExecutionStatus,
   type OutcomeRecord,
-} from './audit/store.js';
+} from '../stores/audit/store.js';
 
 export interface ExecutionRequest {
   command: string;

@@ -2,9 +2,9 @@
  * Running one command under its time limit: the context it gets, the output it
  * logs, and what it ended with — a value, an error message or the time limit.
  */
-import type { Actor, Command, CommandContext } from './command.js';
-import type { ExecutionStatus } from './audit/store.js';
-import { auditLimits } from './redact.js';
+import type { Actor, Command, CommandContext } from '../command.js';
+import type { ExecutionStatus } from '../stores/audit/store.js';
+import { auditLimits } from '../redact.js';
 
 export interface RunResult {
   status: ExecutionStatus;

@@ -3,9 +3,9 @@
  * IAM is the authentication; the event names the actor to record.
  */
 import type { Context } from 'aws-lambda';
-import { InvalidRequest } from './errors.js';
+import { InvalidRequest } from '../errors.js';
 import { isPlainObject } from './http.js';
-import type { ExecuteResult, Pipeline } from './pipeline.js';
+import type { ExecuteResult, Pipeline } from '../pipeline/pipeline.js';
 import type { WorkerEvent } from './worker.js';
 
 export interface InvokeEvent {

@@ -5,7 +5,7 @@
  * never wait on one another), each record carrying its sequence number, the
  * previous record's hash and its own.
  */
-import type { Actor } from '../command.js';
+import type { Actor } from '../../command.js';
 
 export type ExecutionStatus =
   | 'accepted'

@@ -4,9 +4,9 @@
  * token (401), and only then the body and the command.
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, Context } from 'aws-lambda';
-import type { ManageConfig } from './config.js';
-import type { TokenVerifier } from './auth/verifier.js';
-import type { TokenActor } from './auth/verifier.js';
+import type { ManageConfig } from '../config.js';
+import type { TokenVerifier } from '../auth/verifier.js';
+import type { TokenActor } from '../auth/verifier.js';
 import {
   InvalidRequest,
   MethodNotAllowed,
@@ -16,9 +16,9 @@ import {
   UnsupportedMediaType,
   errorBody,
   type ManageError,
-} from './errors.js';
-import type { ExecutionSource } from './audit/store.js';
-import type { Pipeline } from './pipeline.js';
+} from '../errors.js';
+import type { ExecutionSource } from '../stores/audit/store.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
 
 export type HttpEvent = APIGatewayProxyEventV2 | APIGatewayProxyEvent;
 

@@ -3,7 +3,7 @@
  * exclusive commands. Conditional writes become domain outcomes here.
  */
 import { createHash } from 'node:crypto';
-import type { StateStore } from './state/store.js';
+import type { StateStore } from '../stores/state/store.js';
 
 /** The same JSON for the same value whatever the key order: for fingerprints and digests. */
 export function canonicalJson(value: unknown): string {
