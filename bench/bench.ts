@@ -35,6 +35,7 @@ import { freePort, groupAlive } from '../local/processes.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const probes = join(root, 'bench', 'probes');
+const example = join(root, 'example');
 
 const { values: flags } = parseArgs({
   options: {
@@ -163,7 +164,7 @@ interface Bundle {
 function syntheticPlugin(count: number, eager: boolean): Plugin {
   const names = Array.from({ length: count }, (_, i) => `synthetic-${String(i + 1).padStart(2, '0')}`);
   const entry = [
-    "import { commandLoaders } from '../commands/index.js';",
+    "import { commandLoaders } from '../example/commands/index.js';",
     "import { loadConfig } from '../src/config.js';",
     "import { createManageHandler } from '../src/handler/create.js';",
     ...(eager ? names.map((name, i) => `import c${i} from 'synthetic:command/${name}';`) : []),
@@ -205,8 +206,8 @@ export default defineCommand({
       pluginBuild.onResolve({ filter: /^synthetic:/ }, (args) => ({ path: args.path, namespace: 'synthetic' }));
       pluginBuild.onLoad({ filter: /.*/, namespace: 'synthetic' }, (args) =>
         args.path === 'synthetic:entry'
-          ? { contents: entry, loader: 'ts', resolveDir: join(root, 'handlers') }
-          : { contents: command(args.path.slice('synthetic:command/'.length)), loader: 'ts', resolveDir: join(root, 'commands') },
+          ? { contents: entry, loader: 'ts', resolveDir: join(example, 'handlers') }
+          : { contents: command(args.path.slice('synthetic:command/'.length)), loader: 'ts', resolveDir: join(example, 'commands') },
       );
     },
   };
@@ -217,7 +218,7 @@ const NAMED_TYPE_IMPORT = "import { Type } from '@sinclair/typebox';";
 
 /** Command modules that import TypeBox's `Type` object rather than its namespace. */
 function commandsWithNamedTypeImport(): string[] {
-  const dir = join(root, 'commands');
+  const dir = join(example, 'commands');
   return readdirSync(dir).filter((file) => file.endsWith('.ts') && readFileSync(join(dir, file), 'utf8').includes(NAMED_TYPE_IMPORT));
 }
 
@@ -237,11 +238,11 @@ const namespaceTypePlugin: Plugin = {
 };
 
 async function buildAll(outdir: string): Promise<Record<string, Bundle>> {
-  const { options } = serviceBuild(root);
+  const { options } = serviceBuild(example);
   const make = async (name: string, entry: string, plugins: Plugin[] = []): Promise<Bundle> => {
     const result = await build({
       ...options,
-      absWorkingDir: root,
+      absWorkingDir: example,
       entryPoints: { [name]: entry },
       outdir: join(outdir, name),
       metafile: true,
@@ -252,8 +253,8 @@ async function buildAll(outdir: string): Promise<Record<string, Bundle>> {
   };
   const bundles = await Promise.all([
     make('manage', 'handlers/manage.ts'),
-    make('baseline', 'bench/entries/baseline.ts'),
-    make('warm', 'bench/entries/warm.ts'),
+    make('baseline', join(root, 'bench/entries/baseline.ts')),
+    make('warm', join(root, 'bench/entries/warm.ts')),
     make('synthetic-lazy', 'synthetic:entry', [syntheticPlugin(SYNTHETIC_COMMANDS, false)]),
     make('synthetic-eager', 'synthetic:entry', [syntheticPlugin(SYNTHETIC_COMMANDS, true)]),
     ...(commandsWithNamedTypeImport().length ? [make('typebox-namespace', 'handlers/manage.ts', [namespaceTypePlugin])] : []),
@@ -401,7 +402,7 @@ async function main(): Promise<void> {
   const loadBefore = loadavg()[0]!;
   // This process runs dynalite and a DynamoDB client for it: no Node 20 notice from the SDK.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-  const service = serviceBuild(root);
+  const service = serviceBuild(example);
   const work = await mkdtemp(join(tmpdir(), 'mm-bench-'));
   let dynamo: TestDynamo | undefined;
   let issuer: TestIssuer | undefined;

@@ -28,7 +28,7 @@ import {
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
-import { commandLoaders } from '../commands/index.js';
+import { commandLoaders } from '../example/commands/index.js';
 import { auditTableDefinition, stateTableDefinition } from '../src/stores/audit/table.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { loadDevIssuer, rememberDevIssuer, signDevToken, startDevIssuer, type DevIssuerState } from './dev-issuer.js';
@@ -45,6 +45,7 @@ const STOP_GRACE_MS = 5_000;
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const serverlessBin = createRequire(import.meta.url).resolve('serverless/bin/serverless.js');
 const exitWithParent = pathToFileURL(resolve(projectRoot, 'local', 'exit-with-parent.mjs')).href;
+const exampleRoot = resolve(projectRoot, 'example');
 
 const log = (message: string) => process.stderr.write(`[start] ${message}\n`);
 
@@ -314,7 +315,7 @@ async function main(): Promise<void> {
       ...process.argv.slice(2),
     ],
     // Own process group, so that stopping it reaches everything offline spawned.
-    { cwd: projectRoot, env, detached: true, stdio: ['pipe', 'inherit', 'inherit'] },
+    { cwd: exampleRoot, env, detached: true, stdio: ['pipe', 'inherit', 'inherit'] },
   );
   cleanups.push(() => stopGroup(child));
   log(`serverless-offline is process group ${child.pid}`);

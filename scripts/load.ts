@@ -26,7 +26,7 @@ import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { commandLoaders } from '../commands/index.js';
+import { commandLoaders } from '../example/commands/index.js';
 import { isLoopbackHost, loadConfig } from '../src/config.js';
 import { createManageHandler } from '../src/handler/create.js';
 import { DynamoAuditStore } from '../src/stores/audit/dynamodb.js';

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { Type } from '@sinclair/typebox';
 import { defineCommand } from '../../src/command.js';
-import { commandLoaders } from '../../commands/index.js';
+import { commandLoaders } from '../../example/commands/index.js';
 import { CommandLeases } from '../../src/pipeline/rails.js';
 import { chainOf } from '../../src/stores/audit/chain.js';
 import { DynamoStateStore } from '../../src/stores/state/dynamodb.js';

@@ -105,7 +105,7 @@ async function packageStage(stage: string): Promise<Packaged> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: join(work, 'home'), SLS_TELEMETRY_DISABLED: '1' };
   await mkdir(env.HOME!, { recursive: true });
   await promisify(execFile)(process.execPath, [serverlessBin, 'package', '--stage', stage, '--package', out], {
-    cwd: join(work, 'project'),
+    cwd: join(work, 'project', 'example'),
     env,
     maxBuffer: 16 * 1024 * 1024,
     timeout: 120_000,
@@ -130,7 +130,7 @@ describe('serverless package', { timeout: 180_000 }, () => {
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'mm-package-'));
     const project = join(work, 'project');
-    for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'src', 'commands', 'handlers', 'statemachines']) {
+    for (const entry of ['package.json', 'tsconfig.json', 'src', 'example']) {
       await cp(join(root, entry), join(project, entry), { recursive: true });
     }
     await symlink(join(root, 'node_modules'), join(project, 'node_modules'), 'dir');
@@ -220,7 +220,7 @@ describe('serverless package', { timeout: 180_000 }, () => {
 
   it('the example state machine is the ASL file, and its role may invoke the manage function only', async () => {
     const [[, machine]] = ofType(packaged.prod!.template, 'AWS::StepFunctions::StateMachine') as [[string, any]];
-    const asl = JSON.parse(await readFile(join(root, 'statemachines', 'maintenance.asl.json'), 'utf8'));
+    const asl = JSON.parse(await readFile(join(root, 'example', 'statemachines', 'maintenance.asl.json'), 'utf8'));
     assert.deepEqual(machine.Properties.Definition, asl);
     assert.deepEqual(machine.Properties.DefinitionSubstitutions, { ManageFunctionArn: { 'Fn::GetAtt': ['ManageLambdaFunction', 'Arn'] } });
     const role = packaged.prod!.template.Resources.MaintenanceStateMachineRole!.Properties;
@@ -244,7 +244,7 @@ describe('serverless package', { timeout: 180_000 }, () => {
     const httpLimitMs = Number(fn.Properties.Environment.Variables.MANAGE_HTTP_TIME_LIMIT_MS);
     assert.ok(httpLimitMs > 0 && httpLimitMs < fn.Properties.Timeout * 1000, `MANAGE_HTTP_TIME_LIMIT_MS ${httpLimitMs}`);
     // "Deliberately": serverless.yml sets both itself, each under a comment that says why.
-    const yml = (await readFile(join(root, 'serverless.yml'), 'utf8')).split('\n');
+    const yml = (await readFile(join(root, 'example', 'serverless.yml'), 'utf8')).split('\n');
     for (const [key, value] of [['memorySize', MEMORY_SIZE_MB], ['timeout', TIMEOUT_SECONDS]] as const) {
       const line = yml.findIndex((text) => new RegExp(`^\\s+${key}:\\s*${value}\\s*$`).test(text));
       assert.ok(line > 0, `serverless.yml does not set ${key}: ${value}`);
@@ -307,7 +307,7 @@ describe('serverless package', { timeout: 180_000 }, () => {
 
   it('ships the bundle `npm run bench` measures: serverless.yml custom.esbuild, byte for byte', async () => {
     // bench/esbuild-options.ts reads the same options; if they drift, the bench measures another bundle.
-    const project = join(work, 'project');
+    const project = join(work, 'project', 'example');
     const { options } = serviceBuild(project);
     const result = await build({ ...options, absWorkingDir: project, entryPoints: ['handlers/manage.ts'], outdir: join(work, 'bench-build', 'handlers'), write: false, logLevel: 'silent' });
     const built = result.outputFiles.find((file) => file.path.endsWith('manage.mjs'));

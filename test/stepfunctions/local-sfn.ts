@@ -24,7 +24,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** The ASL file exactly as it is deployed (plain parsed JSON, for inspection and for `new StateMachine`). */
 export function loadDefinition(name: string): any {
-  return JSON.parse(readFileSync(join(root, 'statemachines', name), 'utf8'));
+  return JSON.parse(readFileSync(join(root, 'example', 'statemachines', name), 'utf8'));
 }
 
 /** What the Lambda Node.js runtime sends back for a thrown error. */

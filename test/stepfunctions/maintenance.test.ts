@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Type } from '@sinclair/typebox';
-import { commandLoaders } from '../../commands/index.js';
+import { commandLoaders } from '../../example/commands/index.js';
 import { defineCommand } from '../../src/command.js';
 import { invokeDefaults } from '../../src/handler/invoke.js';
 import type { AuditEntry, AuditStore, ExecutionRecord } from '../../src/stores/audit/store.js';

@@ -3,7 +3,7 @@
  * with a real dynalite behind it and a real token issuer in front of it.
  */
 import type { Context } from 'aws-lambda';
-import { commandLoaders } from '../../commands/index.js';
+import { commandLoaders } from '../../example/commands/index.js';
 import type { CommandLoader } from '../../src/command.js';
 import { loadConfig, type Environment } from '../../src/config.js';
 import { createManageHandler, type ManageHandlerOptions } from '../../src/handler/create.js';

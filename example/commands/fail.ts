@@ -1,5 +1,5 @@
 import * as Type from '@sinclair/typebox';
-import { defineCommand } from '../src/command.js';
+import { defineCommand } from '../../src/command.js';
 
 export default defineCommand({
   description: 'Throws an error; checks how failures are reported and audited.',

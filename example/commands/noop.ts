@@ -1,5 +1,5 @@
 import * as Type from '@sinclair/typebox';
-import { defineCommand } from '../src/command.js';
+import { defineCommand } from '../../src/command.js';
 
 export default defineCommand({
   description: 'Does nothing; checks that the pipeline, auth and audit work.',

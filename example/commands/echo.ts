@@ -1,5 +1,5 @@
 import * as Type from '@sinclair/typebox';
-import { defineCommand } from '../src/command.js';
+import { defineCommand } from '../../src/command.js';
 
 export default defineCommand({
   description: 'Returns a message, repeated; logs one line.',

@@ -1,6 +1,6 @@
 import { setTimeout as wait } from 'node:timers/promises';
 import * as Type from '@sinclair/typebox';
-import { defineCommand } from '../src/command.js';
+import { defineCommand } from '../../src/command.js';
 
 export default defineCommand({
   description: 'Waits a number of milliseconds; stops early when its time limit aborts it.',
