@@ -18,6 +18,8 @@ export interface ApiResponse {
   raw: string;
   /** The body parsed, when it is JSON. */
   body: any;
+  /** For a 401: what the client knows about the refused token and what to change (never the token). */
+  authHint?: string;
 }
 
 export interface RequestOptions {
@@ -55,19 +57,25 @@ export class ApiClient {
     return url.toString();
   }
 
-  /** One request: retried on network failure, once more after a 401 with a renewed token. Never throws for an HTTP status. */
+  /**
+   * One request: retried on network failure, once more after a 401 with a token
+   * renewed without asking anyone (see Authenticator.renewAfterRejection). Never throws for an HTTP status.
+   */
   async request(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse> {
     let token = await this.auth.token();
     let renewed = false;
     for (;;) {
       const response = await this.send(method, path, options, token);
-      if (response.status === 401 && !renewed) {
-        renewed = true;
-        const next = await this.auth.renewAfterRejection();
-        if (next) {
-          token = next;
-          continue;
+      if (response.status === 401) {
+        if (!renewed) {
+          renewed = true;
+          const next = await this.auth.renewAfterRejection();
+          if (next) {
+            token = next;
+            continue;
+          }
         }
+        response.authHint = this.auth.explainRejection();
       }
       return response;
     }
@@ -132,7 +140,7 @@ export function errorFromResponse(response: ApiResponse): CliError {
       : typeof response.body?.message === 'string'
         ? response.body.message
         : `HTTP ${response.status}${response.raw ? `: ${response.raw.slice(0, 200)}` : ''}`;
-  if (response.status === 401) message = `${message} Sign in again (mm login) or check --token / MM_TOKEN.`;
+  if (response.status === 401) message = `${message} ${response.authHint ?? 'Sign in (mm login) or check --token / MM_TOKEN.'}`;
   return new CliError(exitCodeFor(response.status, code), code ?? `Http${response.status}`, message, {
     raw: response.raw,
     body: response.body,

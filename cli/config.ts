@@ -8,8 +8,9 @@
  *   "profiles": { "dev": { "url": "https://…", "auth": { "method": "cognito", … }, "output": "human", "confirm": false } } }
  * ```
  *
- * The file holds no secrets: tokens live in the token cache beside it, client
- * secrets and passwords only in the environment or at a prompt.
+ * The file holds no secrets: tokens live in the token cache beside it, a
+ * stored client secret in `secrets/<profile>.json` (both mode 0600), passwords
+ * only in the environment or at a prompt.
  */
 import { chmodSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, closeSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -26,7 +27,10 @@ export type AuthConfig =
       username?: string;
       /** Which Cognito token to send: `access` (default) or `id` (match the server's MANAGE_COGNITO_TOKEN_USE). */
       tokenUse?: 'access' | 'id';
-      /** Another Cognito IdP endpoint (a VPC endpoint, a test double). */
+      /**
+       * Another Cognito IdP endpoint (a VPC endpoint, an emulator such as cognito-local).
+       * `AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER`, then `AWS_ENDPOINT_URL`, win over it, as in the AWS SDK.
+       */
       endpoint?: string;
     }
   | {
@@ -35,6 +39,8 @@ export type AuthConfig =
       clientId?: string;
       scope?: string;
       audience?: string;
+      /** RFC 8707 resource indicator(s): the API the access token is for. */
+      resource?: string | string[];
       /** How the client authenticates at the token endpoint: HTTP Basic (default) or form fields. */
       clientAuth?: 'basic' | 'post';
     }
@@ -44,7 +50,11 @@ export type AuthConfig =
       clientId: string;
       scope?: string;
       audience?: string;
+      /** RFC 8707 resource indicator(s): the API the access token is for. */
+      resource?: string | string[];
       tokenUse?: 'access' | 'id';
+      /** With a client secret: HTTP Basic (default) or form fields. */
+      clientAuth?: 'basic' | 'post';
     }
   | {
       method: 'command';

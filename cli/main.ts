@@ -14,11 +14,14 @@ const ENVIRONMENT_HELP = `Environment:
   MM_PROFILE         profile to use (--profile wins)
   MM_URL             API base URL, over the profile's (--url wins)
   MM_TOKEN           bearer token, over any sign-in (--token wins)
-  MM_CLIENT_SECRET   client secret for client-credentials sign-in (never stored)
-  MM_CLIENT_ID, MM_TOKEN_URL, MM_SCOPE
+  MM_CLIENT_SECRET   client secret (client credentials, device grant, Cognito SECRET_HASH);
+                     over the one stored by mm configure --client-secret
+  MM_CLIENT_ID, MM_TOKEN_URL, MM_SCOPE, MM_AUDIENCE, MM_RESOURCE
                      client-credentials sign-in without a profile (CI)
-  MM_USERNAME, MM_PASSWORD, MM_MFA_CODE
+  MM_USERNAME, MM_PASSWORD, MM_MFA_CODE, MM_NEW_PASSWORD
                      Cognito sign-in without prompts
+  AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER, AWS_ENDPOINT_URL
+                     Cognito endpoint (over the profile's --cognito-endpoint)
   MM_CONFIG_DIR      configuration directory (default $XDG_CONFIG_HOME/middle-management
                      or ~/.config/middle-management)
   NO_COLOR           no colours (colours are only ever used on a terminal)`;
@@ -190,6 +193,7 @@ with --json exactly the response body. Exit code: 0 succeeded, 1 failed, 5 timed
   program
     .command('login')
     .description('sign in with the profile\'s method now and cache the token')
+    .option('--new-password-from-env <var>', 'cognito: if a new password is required, take it from this environment variable (no prompt)')
     .action(act(async (session) => (await import('./commands/token.js')).login(session)));
 
   program
@@ -204,11 +208,18 @@ with --json exactly the response body. Exit code: 0 succeeded, 1 failed, 5 timed
     .option('--region <region>', 'cognito: AWS region of the user pool')
     .option('--user-pool-id <id>', 'cognito: user pool id (gives the region)')
     .option('--username <name>', 'cognito: username (else asked at sign-in)')
-    .addOption(new Option('--cognito-endpoint <url>', 'cognito: another IdP endpoint').hideHelp())
+    .option('--cognito-endpoint <url>', 'cognito: another Cognito IdP endpoint (VPC endpoint, emulator); AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER wins')
     .option('--token-url <url>', 'client_credentials: token endpoint')
     .option('--issuer <url>', 'device: OIDC issuer')
     .option('--scope <scopes>', 'client_credentials/device: scopes')
-    .option('--audience <aud>', 'client_credentials/device: audience parameter, if the issuer needs one')
+    .option('--audience <aud>', 'client_credentials/device: audience parameter (Auth0, Okta), if the issuer needs one')
+    .addOption(
+      new Option('--resource <uri>', 'client_credentials/device: RFC 8707 resource indicator of the API (repeat for several; "" removes)').argParser(
+        (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+      ),
+    )
+    .option('--client-secret <secret>', 'client secret, stored in <config dir>/secrets/<profile>.json (0600); "-" reads it from stdin, "" removes it')
+    .option('--client-auth <basic|post>', 'client_credentials/device: how the client secret is sent (default basic)')
     .option('--token-use <access|id>', 'cognito/device: send the access token (default) or the id token')
     .option('--token-command <cmd>', 'command: a shell command that prints a token')
     .option('--output <human|json>', 'default output format')

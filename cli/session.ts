@@ -12,6 +12,8 @@ export interface GlobalOptions {
   token?: string;
   json?: boolean;
   clientId?: string;
+  /** `mm login --new-password-from-env VAR`: a new password Cognito demands, from that variable. */
+  newPasswordFromEnv?: string;
 }
 
 export class Session {
@@ -43,6 +45,7 @@ export class Session {
       flags: {
         ...(this.options.token !== undefined ? { token: this.options.token } : {}),
         ...(this.options.clientId !== undefined ? { clientId: this.options.clientId } : {}),
+        ...(this.options.newPasswordFromEnv !== undefined ? { newPasswordFromEnv: this.options.newPasswordFromEnv } : {}),
       },
       env: this.env,
     }));

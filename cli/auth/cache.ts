@@ -21,6 +21,8 @@ export interface CachedToken {
   fingerprint: string;
   /** Where to refresh (OAuth token endpoint), when the method needs it. */
   tokenEndpoint?: string;
+  /** Cognito: the user's Cognito username, for the SECRET_HASH of a refresh. */
+  username?: string;
 }
 
 /** A token this close to its expiry is treated as expired. */
@@ -96,12 +98,32 @@ export function expiryOf(token: string, expiresInSeconds?: number, now = Date.no
   return now + 300_000;
 }
 
-/** A name to show for whoever a token stands for (never the token). */
-export function subjectOf(token: string): string | undefined {
-  const claims = decodeJwtClaims(token);
+/**
+ * A name to show for whoever a token stands for (never the token): a person's
+ * name claim from the access token or else the ID token; for an RFC 9068 token
+ * of a client-credentials grant (`sub` is the client id), "client <id>".
+ */
+export function subjectOf(token: string, idToken?: string): string | undefined {
+  const sets = [decodeJwtClaims(token), idToken ? decodeJwtClaims(idToken) : undefined].filter((c): c is Record<string, unknown> => c !== undefined);
+  for (const claims of sets) {
+    for (const key of ['username', 'preferred_username', 'email', 'cognito:username', 'name']) {
+      const value = claims[key];
+      if (typeof value === 'string' && value) return value;
+    }
+  }
+  const claims = sets[0];
   if (!claims) return undefined;
-  for (const key of ['username', 'cognito:username', 'preferred_username', 'email', 'client_id', 'sub']) {
-    const value = claims[key];
+  const sub = typeof claims.sub === 'string' && claims.sub ? claims.sub : undefined;
+  const client = [claims.client_id, claims.azp].find((v): v is string => typeof v === 'string' && v !== '');
+  if (client && (!sub || sub === client)) return `client ${client}`;
+  return sub ?? (client ? `client ${client}` : undefined);
+}
+
+/** The Cognito username a token names (`username` of an access token, `cognito:username` of an ID token), else its `sub`. */
+export function cognitoUsernameOf(token: string): string | undefined {
+  const claims = decodeJwtClaims(token);
+  for (const key of ['username', 'cognito:username', 'sub']) {
+    const value = claims?.[key];
     if (typeof value === 'string' && value) return value;
   }
   return undefined;

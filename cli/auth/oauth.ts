@@ -2,6 +2,10 @@
  * OAuth 2.0 / OIDC sign-in over plain `fetch`: client credentials (RFC 6749
  * §4.4), refresh (§6), and the device authorization grant (RFC 8628) with the
  * endpoints discovered from the issuer's `/.well-known/openid-configuration`.
+ * An RFC 8707 `resource` (one or more) and an `audience` go with every request
+ * that mints an access token (device authorization, device-code polls, client
+ * credentials, refresh), so that the issuer returns a JWT for this API instead
+ * of an opaque token.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CliError, Exit, notAuthenticated } from '../errors.js';
@@ -13,23 +17,37 @@ export interface TokenSet {
   idToken?: string;
   refreshToken?: string;
   expiresIn?: number;
+  /** The `token_type` the issuer gave (for messages). */
+  tokenType?: string;
 }
 
-const AUTH_TIMEOUT_MS = 30_000;
+/** Form fields; an array value repeats the field (RFC 8707 allows several `resource`s). */
+export type FormParams = Record<string, string | string[] | undefined>;
 
-/** POST a form to a token endpoint; an OAuth error answer becomes exit 3 with the server's description. */
-export async function tokenRequest(
-  endpoint: string,
-  params: Record<string, string>,
-  client: { id: string; secret?: string; auth?: 'basic' | 'post' },
-): Promise<TokenSet> {
-  const form = new URLSearchParams(params);
-  const headers: Record<string, string> = {
-    'content-type': 'application/x-www-form-urlencoded',
-    accept: 'application/json',
-  };
+export interface ClientAuth {
+  id: string;
+  secret?: string;
+  auth?: 'basic' | 'post';
+}
+
+/** `resource` as a list (a profile may hold one string or several). */
+export function resourceList(resource: string | string[] | undefined): string[] {
+  if (resource === undefined) return [];
+  return (Array.isArray(resource) ? resource : [resource]).filter((r) => r !== '');
+}
+
+function toForm(params: FormParams): URLSearchParams {
+  const form = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value === undefined) continue;
+    for (const item of Array.isArray(value) ? value : [value]) form.append(name, item);
+  }
+  return form;
+}
+
+/** Client authentication (RFC 6749 §2.3.1): HTTP Basic with both parts form-encoded, or form fields. */
+function authenticate(form: URLSearchParams, headers: Record<string, string>, client: ClientAuth): void {
   if (client.secret !== undefined && (client.auth ?? 'basic') === 'basic') {
-    // RFC 6749 §2.3.1: both parts form-encoded before base64.
     const user = encodeURIComponent(client.id);
     const pass = encodeURIComponent(client.secret);
     headers.authorization = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
@@ -37,6 +55,19 @@ export async function tokenRequest(
     form.set('client_id', client.id);
     if (client.secret !== undefined) form.set('client_secret', client.secret);
   }
+}
+
+const AUTH_TIMEOUT_MS = 30_000;
+
+/** POST a form to a token endpoint; an OAuth error answer becomes exit 3 with the server's description. */
+export async function tokenRequest(endpoint: string, params: FormParams, client: ClientAuth): Promise<TokenSet> {
+  registerSecret(client.secret);
+  const form = toForm(params);
+  const headers: Record<string, string> = {
+    'content-type': 'application/x-www-form-urlencoded',
+    accept: 'application/json',
+  };
+  authenticate(form, headers, client);
   const { status, body } = await postForAuth(endpoint, { headers, body: form.toString() });
   if (status >= 200 && status < 300 && typeof body?.access_token === 'string') {
     return toTokenSet(body);
@@ -50,6 +81,7 @@ function toTokenSet(body: Record<string, unknown>): TokenSet {
   if (typeof body.refresh_token === 'string') set.refreshToken = body.refresh_token;
   const expiresIn = Number(body.expires_in);
   if (Number.isFinite(expiresIn) && expiresIn > 0) set.expiresIn = expiresIn;
+  if (typeof body.token_type === 'string') set.tokenType = body.token_type;
   registerSecret(set.accessToken);
   registerSecret(set.idToken);
   registerSecret(set.refreshToken);
@@ -78,6 +110,7 @@ export interface ClientCredentialsOptions {
   clientSecret: string;
   scope?: string;
   audience?: string;
+  resource?: string | string[];
   clientAuth?: 'basic' | 'post';
 }
 
@@ -89,16 +122,23 @@ export function clientCredentials(options: ClientCredentialsOptions): Promise<To
       grant_type: 'client_credentials',
       ...(options.scope ? { scope: options.scope } : {}),
       ...(options.audience ? { audience: options.audience } : {}),
+      resource: resourceList(options.resource),
     },
     { id: options.clientId, secret: options.clientSecret, auth: options.clientAuth ?? 'basic' },
   );
 }
 
-export function refreshGrant(tokenUrl: string, refreshToken: string, clientId: string, clientSecret?: string): Promise<TokenSet> {
+/** RFC 6749 §6, with the RFC 8707 resource(s) the first token was for (else some issuers answer with an opaque token). */
+export function refreshGrant(
+  tokenUrl: string,
+  refreshToken: string,
+  client: ClientAuth,
+  extra: { resource?: string | string[] } = {},
+): Promise<TokenSet> {
   return tokenRequest(
     tokenUrl,
-    { grant_type: 'refresh_token', refresh_token: refreshToken },
-    clientSecret === undefined ? { id: clientId, auth: 'post' } : { id: clientId, secret: clientSecret },
+    { grant_type: 'refresh_token', refresh_token: refreshToken, resource: resourceList(extra.resource) },
+    client.secret === undefined ? { id: client.id, auth: 'post' } : client,
   );
 }
 
@@ -132,8 +172,12 @@ export interface DeviceCodeInfo {
 export interface DeviceGrantOptions {
   issuer: string;
   clientId: string;
+  /** A confidential client's secret (some issuers, e.g. Google, require one for the device grant). */
+  clientSecret?: string;
+  clientAuth?: 'basic' | 'post';
   scope?: string;
   audience?: string;
+  resource?: string | string[];
   /** Told the code and where to enter it. */
   notify(info: DeviceCodeInfo): void;
   /** Called before each poll, e.g. to update a spinner. */
@@ -152,12 +196,16 @@ export async function deviceGrant(options: DeviceGrantOptions): Promise<TokenSet
   }
   const deviceEndpoint = checkUrl(discovery.device_authorization_endpoint, 'device authorization endpoint');
   const tokenEndpoint = checkUrl(discovery.token_endpoint, 'token endpoint');
-  const form = new URLSearchParams({ client_id: options.clientId, scope: options.scope ?? 'openid' });
-  if (options.audience) form.set('audience', options.audience);
-  const { status, body } = await postForAuth(deviceEndpoint, {
-    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-    body: form.toString(),
-  });
+  const client: ClientAuth =
+    options.clientSecret === undefined
+      ? { id: options.clientId, auth: 'post' }
+      : { id: options.clientId, secret: options.clientSecret, auth: options.clientAuth ?? 'basic' };
+  registerSecret(options.clientSecret);
+  const resource = resourceList(options.resource);
+  const form = toForm({ scope: options.scope ?? 'openid', audience: options.audience || undefined, resource });
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+  authenticate(form, headers, client);
+  const { status, body } = await postForAuth(deviceEndpoint, { headers, body: form.toString() });
   if (status < 200 || status >= 300 || typeof body?.device_code !== 'string' || typeof body.user_code !== 'string') {
     throw oauthError(status, body, 'device authorization endpoint');
   }
@@ -180,8 +228,8 @@ export async function deviceGrant(options: DeviceGrantOptions): Promise<TokenSet
     try {
       const tokens = await tokenRequest(
         tokenEndpoint,
-        { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: deviceCode },
-        { id: options.clientId, auth: 'post' },
+        { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: deviceCode, resource },
+        client,
       );
       return { ...tokens, tokenEndpoint };
     } catch (error) {

@@ -10,7 +10,9 @@ import {
   type AuthMethod,
   type Profile,
 } from '../config.js';
+import { readFileSync } from 'node:fs';
 import { fingerprint, isFresh, readCache } from '../auth/cache.js';
+import { readStoredSecret, storeSecret } from '../auth/secrets.js';
 import { Exit, usageError } from '../errors.js';
 import { colors, errLine, isInteractive, out, outLine, outRaw } from '../io.js';
 import { table } from '../format.js';
@@ -33,7 +35,9 @@ export function listProfiles(options: { json?: boolean }, env: NodeJS.ProcessEnv
         configFile: configPath(env),
         defaultProfile: config.defaultProfile ?? null,
         active: active ?? null,
-        profiles: Object.fromEntries(rows.map((r) => [r.name, { ...r.profile, cachedToken: r.token }])),
+        profiles: Object.fromEntries(
+          rows.map((r) => [r.name, { ...r.profile, cachedToken: r.token, ...(readStoredSecret(r.name, env) ? { clientSecret: 'stored' } : {}) }]),
+        ),
       }),
     );
     return Exit.Ok;
@@ -77,6 +81,9 @@ export interface ConfigureOptions {
   tokenUse?: string;
   tokenCommand?: string;
   cognitoEndpoint?: string;
+  resource?: string[];
+  clientSecret?: string;
+  clientAuth?: string;
   output?: string;
   confirm?: boolean;
   default?: boolean;
@@ -148,6 +155,7 @@ export async function configure(options: ConfigureOptions, env: NodeJS.ProcessEn
       const username = await ask(options.username, 'Username (empty: ask each time)', same.username, false);
       const tokenUse = await pickTokenUse(options.tokenUse, same.tokenUse);
       const endpoint = options.cognitoEndpoint ?? same.endpoint;
+      if (endpoint) checkUrl(endpoint, 'Cognito endpoint', env);
       auth = { method, region, clientId, ...(username ? { username } : {}), ...(tokenUse ? { tokenUse } : {}), ...(endpoint ? { endpoint } : {}) };
       break;
     }
@@ -157,7 +165,17 @@ export async function configure(options: ConfigureOptions, env: NodeJS.ProcessEn
       const clientId = await ask(options.clientId, 'Client id (empty: --client-id or MM_CLIENT_ID each time)', same.clientId, false);
       const scope = await ask(options.scope, 'Scopes, space-separated (empty: none)', same.scope, false);
       const audience = options.audience ?? same.audience;
-      auth = { method, tokenUrl, ...(clientId ? { clientId } : {}), ...(scope ? { scope } : {}), ...(audience ? { audience } : {}) };
+      const resource = pickResource(options.resource, previous?.method === method ? (existing.auth as { resource?: string | string[] }).resource : undefined);
+      const clientAuth = pickClientAuth(options.clientAuth, same.clientAuth);
+      auth = {
+        method,
+        tokenUrl,
+        ...(clientId ? { clientId } : {}),
+        ...(scope ? { scope } : {}),
+        ...(audience ? { audience } : {}),
+        ...(resource ? { resource } : {}),
+        ...(clientAuth ? { clientAuth } : {}),
+      };
       break;
     }
     case 'device': {
@@ -167,7 +185,18 @@ export async function configure(options: ConfigureOptions, env: NodeJS.ProcessEn
       const scope = await ask(options.scope, 'Scopes', same.scope ?? 'openid offline_access', false);
       const tokenUse = await pickTokenUse(options.tokenUse, same.tokenUse);
       const audience = options.audience ?? same.audience;
-      auth = { method, issuer: issuer.replace(/\/+$/, ''), clientId, ...(scope ? { scope } : {}), ...(audience ? { audience } : {}), ...(tokenUse ? { tokenUse } : {}) };
+      const resource = pickResource(options.resource, previous?.method === method ? (existing.auth as { resource?: string | string[] }).resource : undefined);
+      const clientAuth = pickClientAuth(options.clientAuth, same.clientAuth);
+      auth = {
+        method,
+        issuer: issuer.replace(/\/+$/, ''),
+        clientId,
+        ...(scope ? { scope } : {}),
+        ...(audience ? { audience } : {}),
+        ...(resource ? { resource } : {}),
+        ...(tokenUse ? { tokenUse } : {}),
+        ...(clientAuth ? { clientAuth } : {}),
+      };
       break;
     }
     case 'command': {
@@ -199,11 +228,19 @@ export async function configure(options: ConfigureOptions, env: NodeJS.ProcessEn
     makeDefault = await askConfirm(`Make "${name}" the default profile (now "${config.defaultProfile}")?`, false);
   }
   if (makeDefault) config.defaultProfile = name;
+  let secretNote: string | undefined;
+  if (options.clientSecret !== undefined) {
+    const secret = options.clientSecret === '-' ? readStdin().trim() : options.clientSecret;
+    if (options.clientSecret === '-' && !secret) throw usageError('--client-secret -: nothing on standard input.');
+    if (secret && (method === 'token' || method === 'command')) throw usageError(`--client-secret does not apply to --auth ${method}.`);
+    storeSecret(name, secret, env);
+    secretNote = secret ? 'client secret stored (mode 0600, not in config.json)' : 'client secret removed';
+  }
   const path = saveConfig(config, env);
 
   if (options.json) outRaw(JSON.stringify({ profile: name, default: config.defaultProfile === name, configFile: path, settings: profile }));
   else {
-    outLine(`${colors.out.green('✔')} Wrote profile ${name}${config.defaultProfile === name ? ' (default)' : ''} to ${path}`);
+    outLine(`${colors.out.green('✔')} Wrote profile ${name}${config.defaultProfile === name ? ' (default)' : ''} to ${path}${secretNote ? `; ${secretNote}` : ''}`);
     if (method !== 'token') errLine(colors.err.dim(`Sign in now with: mm login${config.defaultProfile === name ? '' : ` --profile ${name}`}`));
   }
   return Exit.Ok;
@@ -213,6 +250,38 @@ async function pickTokenUse(flag: string | undefined, previous: string | undefin
   const value = flag ?? previous;
   if (value !== undefined && value !== 'access' && value !== 'id') throw usageError('--token-use must be access or id.');
   return value === 'id' ? 'id' : undefined;
+}
+
+/** `--resource` (repeatable): absolute URIs without a fragment (RFC 8707 §2); one value "" removes the setting. */
+function pickResource(flag: string[] | undefined, previous: string | string[] | undefined): string | string[] | undefined {
+  if (flag === undefined) return previous;
+  const values = flag.flatMap((v) => v.split(/\s+/)).filter((v) => v !== '');
+  for (const value of values) {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      throw usageError(`--resource "${value}" is not an absolute URI (e.g. https://api.example.com).`);
+    }
+    if (url.hash) throw usageError(`--resource "${value}" must not have a fragment (#…).`);
+  }
+  if (values.length === 0) return undefined;
+  return values.length === 1 ? values[0] : values;
+}
+
+function pickClientAuth(flag: string | undefined, previous: string | undefined): 'basic' | 'post' | undefined {
+  const value = flag ?? previous;
+  if (value === undefined || value === '') return undefined;
+  if (value !== 'basic' && value !== 'post') throw usageError('--client-auth must be basic or post.');
+  return value;
+}
+
+function readStdin(): string {
+  try {
+    return readFileSync(0, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 function urlProblem(env: NodeJS.ProcessEnv) {

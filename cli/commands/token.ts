@@ -12,7 +12,7 @@ export async function printToken(session: Session): Promise<number> {
 
 export async function login(session: Session): Promise<number> {
   const signedIn = await session.auth.login();
-  const who = subjectOf(signedIn.token);
+  const who = signedIn.subject ?? subjectOf(signedIn.token);
   const until = signedIn.expiresAt ? new Date(signedIn.expiresAt).toISOString() : undefined;
   if (session.json) {
     outRaw(JSON.stringify({ profile: session.profileName ?? null, method: session.auth.method ?? null, subject: who ?? null, expiresAt: until ?? null }));
