@@ -55,7 +55,7 @@ export function createManageHandler(config: ManageConfig, options: ManageHandler
     new DynamoAuditStore({ ...dynamo, tableName: config.auditTable, ...(config.auditHmacKey ? { hashKey: config.auditHmacKey } : {}) }, shared());
   const state = options.state ?? new DynamoStateStore({ ...dynamo, tableName: config.stateTable }, shared());
   const verifier =
-    options.verifier ?? createTokenVerifier(config, options.jwksFetcher ? { fetcher: options.jwksFetcher } : {});
+    options.verifier ?? createTokenVerifier(config, { logger, ...(options.jwksFetcher ? { fetcher: options.jwksFetcher } : {}) });
   const launcher =
     options.launcher ??
     (config.functionName

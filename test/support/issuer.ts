@@ -12,6 +12,8 @@ export interface TestIssuer {
   jwks: { keys: JWK[] };
   /** How many times the JWKS was fetched. */
   fetchCount(): number;
+  /** How many times the discovery document was fetched. */
+  discoveryCount(): number;
   sign(claims?: JWTPayload, options?: SignOptions): Promise<string>;
   close(): Promise<void>;
   keys: Record<'RS256' | 'ES256', { privateKey: CryptoKey; publicJwk: JWK; kid: string }>;
@@ -35,14 +37,20 @@ export async function startTestIssuer(audience = 'mm-test'): Promise<TestIssuer>
   }
   const jwks = { keys: [keys.RS256.publicJwk, keys.ES256.publicJwk] };
   let fetches = 0;
+  let discoveries = 0;
+  let issuer = '';
   const server: Server = createServer((req, res) => {
     if (req.url === '/.well-known/jwks.json') {
       fetches++;
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks));
+    } else if (req.url === '/.well-known/openid-configuration') {
+      // Where the server finds the JWKS by default (MANAGE_JWT_JWKS_URI unset).
+      discoveries++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer, jwks_uri: `${issuer}/.well-known/jwks.json` }));
     } else res.writeHead(404).end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   return {
     issuer,
@@ -50,6 +58,7 @@ export async function startTestIssuer(audience = 'mm-test'): Promise<TestIssuer>
     jwks,
     keys,
     fetchCount: () => fetches,
+    discoveryCount: () => discoveries,
     async sign(claims = {}, options = {}) {
       const alg = options.alg ?? 'RS256';
       const key = keys[alg];

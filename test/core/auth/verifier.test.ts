@@ -21,7 +21,11 @@ const fetched: string[] = [];
 const fetcher: Fetcher = {
   async fetch(uri) {
     fetched.push(uri);
-    const jwks = { [`${COGNITO_ISSUER}/.well-known/jwks.json`]: cognitoKeys.jwks, [`${oidc.issuer}/.well-known/jwks.json`]: oidc.jwks }[uri];
+    const jwks = {
+      [`${COGNITO_ISSUER}/.well-known/jwks.json`]: cognitoKeys.jwks,
+      [`${oidc.issuer}/.well-known/jwks.json`]: oidc.jwks,
+      [`${oidc.issuer}/.well-known/openid-configuration`]: { issuer: oidc.issuer, jwks_uri: `${oidc.issuer}/.well-known/jwks.json` },
+    }[uri];
     if (jwks) return new TextEncoder().encode(JSON.stringify(jwks)).buffer as ArrayBuffer;
     throw new Error(`network disabled in tests: ${uri}`);
   },
@@ -34,8 +38,9 @@ after(async () => {
   await Promise.all([oidc.close(), cognitoKeys.close()]);
 });
 
+const quiet = { log() {} };
 function verifierFor(env: Record<string, string>) {
-  return createTokenVerifier(loadConfig({ MANAGE_ALLOW_LIST: 'echo', MANAGE_AUDIT_TABLE: 't', ...env }, known), { fetcher });
+  return createTokenVerifier(loadConfig({ MANAGE_ALLOW_LIST: 'echo', MANAGE_AUDIT_TABLE: 't', ...env }, known), { fetcher, logger: quiet });
 }
 const cognitoEnv = { MANAGE_COGNITO_USER_POOL_ID: POOL, MANAGE_COGNITO_CLIENT_ID: 'app-client' };
 const cognitoAccess = (claims: Record<string, unknown> = {}, alg: 'RS256' | 'ES256' = 'RS256') =>
@@ -89,10 +94,11 @@ describe('OIDC tokens', () => {
   it('fetches the JWKS of a loopback issuer over http, once', async () => {
     const verifier = createTokenVerifier(
       loadConfig({ MANAGE_ALLOW_LIST: 'echo', MANAGE_AUDIT_TABLE: 't', MANAGE_JWT_ISSUER: oidc.issuer, MANAGE_JWT_AUDIENCE: 'mm-test' }, known),
+      { logger: quiet },
     );
     const before = oidc.fetchCount();
     for (let i = 0; i < 3; i++) {
-      const actor = await verifier.verify(await oidc.sign({ groups: 'ops sre', scope: 'manage:run' }, { alg: i % 2 ? 'ES256' : 'RS256' }));
+      const actor = await verifier.verify(await oidc.sign({ groups: ['ops', 'sre'], scope: 'manage:run' }, { alg: i % 2 ? 'ES256' : 'RS256' }));
       assert.deepEqual(actor.groups, ['ops', 'sre']);
       assert.deepEqual(actor.scopes, ['manage:run']);
     }
@@ -121,6 +127,7 @@ describe('OIDC tokens', () => {
   it('unknown kids do not cause a JWKS fetch storm', async () => {
     const verifier = createTokenVerifier(
       loadConfig({ MANAGE_ALLOW_LIST: 'echo', MANAGE_AUDIT_TABLE: 't', MANAGE_JWT_ISSUER: oidc.issuer, MANAGE_JWT_AUDIENCE: 'mm-test' }, known),
+      { logger: quiet },
     );
     await verifier.verify(await oidc.sign());
     const before = oidc.fetchCount();
