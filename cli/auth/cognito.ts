@@ -140,8 +140,8 @@ export async function cognitoSignIn(
     ClientId: settings.clientId,
     AuthParameters: { USERNAME: credentials.username, PASSWORD: credentials.password, ...hashFor(credentials.username) },
   });
-  // A few rounds at most: select MFA → code, or new password → code.
-  for (let round = 0; round < 5 && answer.ChallengeName; round++) {
+  // A few rounds at most. An answer with tokens is final whatever else it says (cognito-local adds ChallengeName PASSWORD_VERIFIER).
+  for (let round = 0; round < 5 && answer.ChallengeName && !answer.AuthenticationResult; round++) {
     const challenge = String(answer.ChallengeName);
     const parameters = (answer.ChallengeParameters ?? {}) as Record<string, string>;
     const username = parameters.USER_ID_FOR_SRP ?? parameters.USERNAME ?? credentials.username;

@@ -404,7 +404,7 @@ export class Authenticator {
         env,
       );
     }
-    const subject = subjectOf(token, tokens.idToken);
+    const subject = subjectOf(tokens.accessToken, tokens.idToken);
     return { token, source, expiresAt, ...(subject ? { subject } : {}) };
   }
 }

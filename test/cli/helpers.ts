@@ -19,6 +19,8 @@ let built: string | undefined;
 /** Bundles cli/ with scripts/build-cli.mjs into a temp dir; returns the entry file. */
 export function buildCli(): string {
   if (built) return built;
+  // MM_TEST_CLI_ENTRY: run the tests against another build (e.g. an older commit's, to show a test reproduces a bug).
+  if (process.env.MM_TEST_CLI_ENTRY) return (built = resolve(process.env.MM_TEST_CLI_ENTRY));
   const outdir = mkdtempSync(join(tmpdir(), 'mm-cli-build-'));
   const result = spawnSync(process.execPath, [join(root, 'scripts', 'build-cli.mjs'), '--outdir', outdir, '--quiet'], {
     encoding: 'utf8',
@@ -41,6 +43,8 @@ export interface MmOptions {
   env?: Record<string, string | undefined>;
   input?: string;
   timeoutMs?: number;
+  /** Sees stderr as it comes (e.g. to act on a device code while mm waits). */
+  onStderr?(soFar: string): void;
 }
 
 /** A temporary home with its own config directory. */
@@ -74,7 +78,10 @@ export function mm(args: string[], options: MmOptions = {}): Promise<MmResult> {
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      options.onStderr?.(stderr);
+    });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`mm ${args.join(' ')} did not finish in ${options.timeoutMs ?? 15_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
