@@ -111,7 +111,13 @@ export function createTokenVerifier(config: ManageConfig, options: TokenVerifier
     async verify(token) {
       if (token.length > MAX_TOKEN_LENGTH) return refuse('malformed', { detail: `longer than ${MAX_TOKEN_LENGTH} characters` });
       const decoded = decodeUnverified(token);
-      if (!decoded) return refuse('malformed', { detail: 'not a JWS compact token with JSON header and payload in UTF-8' });
+      if (!decoded) {
+        return refuse('malformed', {
+          detail: token.includes('.')
+            ? 'not a signed JWT (three base64url parts, JSON header and payload in UTF-8)'
+            : 'not a JWT: an opaque access token? Ask the issuer for a JWT access token (an API audience, or an RFC 8707 resource)',
+        });
+      }
       const { header, payload } = decoded;
       const tokenFields = describeToken(header, payload);
       const iss = typeof payload.iss === 'string' ? payload.iss : undefined;
@@ -346,7 +352,7 @@ function statedTokenType(header: Record<string, unknown>, payload: Record<string
 function classify(error: unknown, target: IssuerTarget): { reason: RefusalReason; fields: Record<string, unknown> } {
   const jwks = () => ({ jwksUri: target.jwksUri() });
   if (error instanceof DiscoveryError) return { reason: error.reason, fields: { discovery: error.url, outcome: error.outcome } };
-  if (error instanceof FetchError || error instanceof JwksValidationError || error instanceof JwkValidationError || error instanceof BackingOffError) {
+  if (error instanceof FetchError || error instanceof JwksValidationError || error instanceof JwkValidationError || error instanceof BackingOffError || error instanceof FetchFailedError) {
     return { reason: 'jwks_fetch_failed', fields: { ...jwks(), outcome: describeFailure(error) } };
   }
   if (error instanceof JwtWithoutValidKidError) return { reason: 'missing_kid', fields: jwks() };
@@ -390,7 +396,8 @@ function clip(value: unknown): unknown {
 }
 
 function describeFailure(error: unknown): string {
-  const message = error instanceof Error ? `${error.name === 'Error' ? '' : `${error.constructor.name}: `}${error.message}` : String(error);
+  const ours = error instanceof FetchFailedError || error instanceof BackingOffError || error instanceof DiscoveryError;
+  const message = error instanceof Error ? `${error.name === 'Error' || ours ? '' : `${error.constructor.name}: `}${error.message}` : String(error);
   return message.length > 300 ? `${message.slice(0, 300)}…` : message;
 }
 
@@ -462,7 +469,7 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
  */
 function decodeUnverified(token: string): { header: Record<string, unknown>; payload: Record<string, unknown> } | undefined {
   const parts = token.split('.');
-  if (parts.length !== 3) return undefined;
+  if (parts.length !== 3 || !/^[A-Za-z0-9_-]+$/.test(parts[2]!)) return undefined;
   try {
     const [header, payload] = parts.slice(0, 2).map((part) => {
       if (!/^[A-Za-z0-9_-]*$/.test(part)) throw new Error('not base64url');
@@ -499,6 +506,11 @@ class BackingOffError extends Error {
   override readonly name = 'BackingOffError';
 }
 
+/** A discovery or JWKS fetch failed (network, status, size, timeout). */
+class FetchFailedError extends Error {
+  override readonly name = 'FetchFailedError';
+}
+
 /**
  * aws-jwt-verify's penalty box only holds back a refetch after a JWKS that lacked the kid;
  * a fetch that failed would be retried by every request. This backs off after a failure too
@@ -520,8 +532,9 @@ class BackoffFetcher implements Fetcher {
       this.failed.delete(uri);
       return result;
     } catch (error) {
-      this.failed.set(uri, { until: this.now() + this.backoffMs, outcome: describeFailure(error) });
-      throw error;
+      const outcome = describeFailure(error);
+      this.failed.set(uri, { until: this.now() + this.backoffMs, outcome });
+      throw new FetchFailedError(outcome, { cause: error });
     }
   }
 }
