@@ -99,7 +99,8 @@ export function createTokenVerifier(config: ManageConfig, options: TokenVerifier
   }
 
   const refuse = (reason: RefusalReason, fields: Record<string, unknown>, cause?: unknown): never => {
-    const key = `${reason} ${String(fields.configuredIssuer ?? '-')}`;
+    // Keys are bounded: reasons × configured issuers × claim names we check (never a value from the token).
+    const key = `${reason} ${String(fields.configuredIssuer ?? '-')} ${String(fields.claim ?? '')}`;
     const suppressed = limiter.take(key);
     if (suppressed !== undefined) {
       logger.log('warn', 'auth.token_refused', { reason, ...fields, ...(suppressed > 0 ? { suppressedSinceLastLine: suppressed } : {}) });
