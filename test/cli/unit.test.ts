@@ -7,6 +7,9 @@ import { CliError, Exit, exitCodeFor, exitCodeForStatus } from '../../cli/errors
 import { EXPIRY_MARGIN_MS, expiryOf, isFresh, subjectOf } from '../../cli/auth/cache.js';
 import { redact, registerSecret } from '../../cli/io.js';
 import { parseSeconds, parseSince } from '../../cli/commands/parse.js';
+import { describeToken, inspectToken, unusableReason } from '../../cli/auth/inspect.js';
+import { resourceList } from '../../cli/auth/oauth.js';
+import { configuredEndpoint, cognitoEndpoint } from '../../cli/auth/cognito.js';
 
 const T = { timeout: 5_000 };
 
@@ -212,6 +215,54 @@ describe('tokens', () => {
     assert.equal(isFresh({ ...entry, expiresAt: now + EXPIRY_MARGIN_MS }, now), false);
     assert.equal(subjectOf(jwt({ sub: 's', 'cognito:username': 'carol' })), 'carol');
     assert.equal(subjectOf('opaque'), undefined);
+  });
+
+  const signed = (header: Record<string, unknown>, claims: Record<string, unknown>) =>
+    `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.c2lnbmF0dXJl`;
+
+  test('the name to greet: a name claim of the access token, then of the ID token; "client <id>" for an RFC 9068 client token', T, () => {
+    // RFC 9068 user token: sub is the account, client_id the CLI; no name in it, the ID token has one.
+    const access = jwt({ sub: 'acct-1', client_id: 'mm-cli', aud: 'https://api' });
+    assert.equal(subjectOf(access, jwt({ sub: 'acct-1', preferred_username: 'alice' })), 'alice');
+    assert.equal(subjectOf(access), 'acct-1', 'the subject, never the client id, for a user token');
+    assert.equal(subjectOf(jwt({ sub: 'mm-ci', client_id: 'mm-ci' })), 'client mm-ci');
+    assert.equal(subjectOf(jwt({ client_id: 'ci-runner', token_use: 'access' })), 'client ci-runner');
+    assert.equal(subjectOf(jwt({ sub: 'u', email: 'e@x', name: 'Eve' })), 'e@x');
+    assert.equal(subjectOf(jwt({ sub: 'u', name: 'Eve' })), 'Eve');
+    assert.equal(subjectOf(jwt({ sub: 'uuid', username: 'carol', email: 'c@x' })), 'carol');
+  });
+
+  test('token shapes: opaque or JWT, described without the token; what can never pass', T, () => {
+    const opaque = 'Xq3pAbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_a';
+    assert.equal(inspectToken(opaque).kind, 'opaque');
+    assert.equal(inspectToken('a.b.c').kind, 'opaque', 'three parts that are not JSON');
+    assert.equal(describeToken(opaque, { tokenType: 'Bearer' }), `an opaque token (token_type Bearer, ${opaque.length} characters, not a JWT)`);
+    assert.match(unusableReason(opaque)!, /not a JWT/);
+    const good = signed({ alg: 'RS256', typ: 'at+jwt' }, { iss: 'https://op', aud: 'https://api', exp: 4_000_000_000, sub: 's' });
+    assert.equal(unusableReason(good), undefined);
+    const text = describeToken(good);
+    assert.match(text, /^a JWT \(typ at\+jwt, alg RS256\), from https:\/\/op, for audience https:\/\/api, expires 2096-/);
+    assert.ok(!text.includes('c2lnbmF0dXJl') && !text.includes(good));
+    assert.match(unusableReason(signed({ alg: 'RS256' }, { iss: 'i', aud: 'a' }))!, /no exp/);
+    assert.match(unusableReason(signed({ alg: 'RS256' }, { iss: 'i', exp: 4_000_000_000 }))!, /neither aud nor client_id/);
+    assert.equal(unusableReason(signed({ alg: 'RS256' }, { iss: 'i', client_id: 'c', token_use: 'access', exp: 4_000_000_000 })), undefined, 'a Cognito access token');
+    assert.match(describeToken(signed({ alg: 'RS256' }, { iss: 'i', client_id: 'c', token_use: 'access', exp: 1 })), /for client_id c \(no aud\), token_use access, expired 1970/);
+  });
+
+  test('resource indicators; the Cognito endpoint in the AWS SDK\'s order', T, () => {
+    assert.deepEqual(resourceList(undefined), []);
+    assert.deepEqual(resourceList('https://a'), ['https://a']);
+    assert.deepEqual(resourceList(['https://a', 'https://b']), ['https://a', 'https://b']);
+    const base = { region: 'eu-west-1', clientId: 'c' };
+    assert.equal(cognitoEndpoint({ ...base, env: {} }), 'https://cognito-idp.eu-west-1.amazonaws.com/');
+    assert.equal(cognitoEndpoint({ ...base, endpoint: 'http://localhost:9229', env: {} }), 'http://localhost:9229/');
+    assert.equal(cognitoEndpoint({ ...base, endpoint: 'http://localhost:9229', env: { AWS_ENDPOINT_URL: 'http://127.0.0.1:1' } }), 'http://127.0.0.1:1/');
+    assert.equal(
+      cognitoEndpoint({ ...base, env: { AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER: 'https://vpce.example/' } }),
+      'https://vpce.example/',
+    );
+    assert.equal(configuredEndpoint({ ...base, endpoint: 'http://localhost:9229', env: { AWS_ENDPOINT_URL: 'x', AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' } }), undefined);
+    assert.throws(() => cognitoEndpoint({ ...base, env: { AWS_ENDPOINT_URL: 'http://cognito.example.com' } }), /plain HTTP/);
   });
 
   test('registered secrets are redacted from every write', T, () => {
