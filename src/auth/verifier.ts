@@ -93,9 +93,13 @@ export function createTokenVerifier(config: ManageConfig, options: TokenVerifier
     oidc.set(issuerConfig.issuer, new OidcIssuer(issuerConfig, fetcher, jwksCache, logger));
   }
   const cognito = config.cognito ? new CognitoIssuer(config.cognito, jwksCache) : undefined;
-  if (options.checkIssuersAtStart !== false) {
-    // Not awaited: cold start is not slowed, and an issuer that is down only warns.
-    for (const issuer of oidc.values()) issuer.startupCheck();
+  if (options.checkIssuersAtStart !== false && oidc.size > 0) {
+    // After the cold start's own code and not awaited: init is not slowed (even the first fetch's
+    // own set-up is not paid here), an issuer that is down only warns, and the first request
+    // finds the JWKS URI already known. Unref'd: it keeps no short-lived process alive.
+    setImmediate(() => {
+      for (const issuer of oidc.values()) issuer.startupCheck();
+    }).unref();
   }
 
   const refuse = (reason: RefusalReason, fields: Record<string, unknown>, cause?: unknown): never => {
