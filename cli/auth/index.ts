@@ -137,11 +137,16 @@ export class Authenticator {
     } else if (this.renewal?.tried === 'signin') {
       parts.push('A new token from a fresh sign-in was refused too.');
     }
+    const fresh = current.source === 'signin' || (this.renewal !== undefined && this.renewal.failed === undefined);
     if (expired) parts.push(`It has expired: mm login${profile ? ` --profile ${profile}` : ''}.`);
-    else if (this.auth?.method === 'cognito' || this.auth?.method === 'device') {
-      parts.push(`mm does not start a new sign-in for a refused token; if the server's keys or settings changed, run mm login${profile ? ` --profile ${profile}` : ''}.`);
+    else if (fresh) {
+      parts.push(`The token is new, so the server does not trust this issuer, audience or token type (or this is another stage: check --url). ${hint}`);
+    } else {
+      if (this.auth?.method === 'cognito' || this.auth?.method === 'device') {
+        parts.push(`mm does not start a new sign-in for a refused token; if the server's keys or settings changed, run mm login${profile ? ` --profile ${profile}` : ''}.`);
+      }
+      parts.push(`If a new token is refused too, the server does not trust this issuer, audience or token type: ${hint}`);
     }
-    parts.push(`If a new token is refused too, the server does not trust this issuer, audience or token type: ${hint}`);
     return parts.join(' ');
   }
 
