@@ -228,7 +228,7 @@ class OidcIssuer implements IssuerTarget {
 
   constructor(
     readonly config: OidcIssuerConfig,
-    private readonly fetcher: Fetcher,
+    private readonly fetcher: BackoffFetcher,
     private readonly jwksCache: SimpleJwksCache,
     private readonly logger: Logger,
   ) {
@@ -244,7 +244,8 @@ class OidcIssuer implements IssuerTarget {
   /** The cold-start check: discovery answers and names this issuer. Warns, never throws. */
   startupCheck(): void {
     const started = Date.now();
-    const check = this.config.jwksUri ? this.discover() : this.jwtVerifier().then(() => this.discovered!);
+    // A failure here starts no back-off: the first request tries again at once.
+    const check = this.config.jwksUri ? this.discover(false) : this.jwtVerifier(false).then(() => this.discovered!);
     check.then(
       (jwksUri) =>
         this.logger.log('info', 'auth.issuer_ready', {
@@ -260,7 +261,7 @@ class OidcIssuer implements IssuerTarget {
           outcome: error instanceof DiscoveryError ? error.outcome : describeFailure(error),
           consequence: this.config.jwksUri
             ? 'none yet: the configured JWKS URI is used'
-            : 'its tokens are refused until discovery answers (retried after a back-off)',
+            : 'its tokens are refused until discovery answers (tried again by the next request, then at most every 10 s)',
           ...(error instanceof DiscoveryError && error.reason === 'discovery_issuer_mismatch' ? { reason: error.reason } : {}),
         }),
     );
@@ -272,8 +273,8 @@ class OidcIssuer implements IssuerTarget {
   }
 
   /** One verifier per cold start; made once the JWKS URI is known (configured, or from discovery). */
-  private jwtVerifier(): Promise<JwtVerifier<any, any, any>> {
-    this.verifierPromise ??= (this.config.jwksUri ? Promise.resolve(this.config.jwksUri) : this.discover()).then(
+  private jwtVerifier(backoff = true): Promise<JwtVerifier<any, any, any>> {
+    this.verifierPromise ??= (this.config.jwksUri ? Promise.resolve(this.config.jwksUri) : this.discover(backoff)).then(
       (jwksUri) =>
         // The issuer was matched (trailing `/` aside) to pick this verifier; audience and type are checked after.
         JwtVerifier.create({ issuer: null, audience: null, jwksUri }, { jwksCache: this.jwksCache }) as JwtVerifier<any, any, any>,
@@ -283,10 +284,10 @@ class OidcIssuer implements IssuerTarget {
     return this.verifierPromise;
   }
 
-  private async discover(): Promise<string> {
+  private async discover(backoff = true): Promise<string> {
     let document: unknown;
     try {
-      const body = await this.fetcher.fetch(this.discoveryUrl);
+      const body = backoff ? await this.fetcher.fetch(this.discoveryUrl) : await this.fetcher.fetchOnce(this.discoveryUrl);
       document = JSON.parse(new TextDecoder().decode(body));
     } catch (error) {
       throw new DiscoveryError('discovery_failed', this.discoveryUrl, describeFailure(error));
@@ -528,6 +529,15 @@ class BackoffFetcher implements Fetcher {
     private readonly backoffMs = 10_000,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /** A fetch whose failure starts no back-off (the cold-start check: the first request may try again). */
+  async fetchOnce(uri: string): Promise<ArrayBuffer> {
+    try {
+      return await this.inner.fetch(uri);
+    } catch (error) {
+      throw new FetchFailedError(describeFailure(error), { cause: error });
+    }
+  }
 
   async fetch(uri: string, requestOptions?: Record<string, unknown>, data?: ArrayBuffer): Promise<ArrayBuffer> {
     const failure = this.failed.get(uri);

@@ -3,6 +3,8 @@
  * operator's refusal log (reasons, rate limit, no token in it). Tokens are real,
  * signed at test time; the JWKS and discovery are served on loopback.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../../src/config.js';
@@ -226,5 +228,37 @@ describe('the refusal log', () => {
     assert.equal(failed?.issuer, 'http://127.0.0.1:9/nothing');
     assert.equal(failed?.discovery, 'http://127.0.0.1:9/nothing/.well-known/openid-configuration');
     assert.match(failed?.outcome, /fetch failed|ECONNREFUSED/);
+  });
+
+  it('an issuer down at the cold start: the first request tries again and passes once it is up; then failures back off', async () => {
+    let down = true;
+    let discoveries = 0;
+    const server = createServer((_req, res) => {
+      discoveries++;
+      if (down) res.writeHead(503).end();
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer: url, jwks_uri: `${issuer.issuer}/.well-known/jwks.json` }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const { verifier, lines, refusals } = setup({ MANAGE_JWT_ISSUER: url });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.match(lines.find((line) => line.event === 'auth.issuer_check_failed')?.outcome, /answered HTTP 503/);
+      down = false;
+      assert.equal((await verifier.verify(await issuer.sign({ iss: url }))).issuer, url);
+      assert.equal(discoveries, 2);
+      assert.deepEqual(refusals(), []);
+
+      const other = setup({ MANAGE_JWT_ISSUER: url });
+      down = true;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const before = discoveries;
+      for (let i = 0; i < 5; i++) await refused(other.verifier.verify(await issuer.sign({ iss: url })));
+      assert.equal(discoveries - before, 1, 'one try by the first request, then the back-off');
+      assert.equal(other.refusals()[0]?.reason, 'discovery_failed');
+      assert.match(other.refusals()[0]?.outcome, /HTTP 503/);
+    } finally {
+      server.close();
+    }
   });
 });
