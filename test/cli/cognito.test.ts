@@ -10,6 +10,8 @@
  * does not (it has no `aud` and says `token_use: access`). That is the setting
  * of a server run with MANAGE_COGNITO_TOKEN_USE=id, and what made the old
  * refresh fail: it cached the access token for a `--token-use id` profile.
+ * A second handler on the same stack takes access tokens (`client_id` +
+ * `token_use: access`), for the access-token profile's sign-in and refresh.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,6 +49,8 @@ describe('mm against cognito-local', { timeout: 300_000 }, () => {
   let secretPool: Pool;
   let stack: TestStack;
   let served: ServedHandler;
+  /** The same stack trusting the pool's access tokens (`client_id` + `token_use: access`), as MANAGE_COGNITO_TOKEN_USE=access would. */
+  let accessServed: ServedHandler;
   const home = makeHome();
   const outputs: MmResult[] = [];
   const secrets = new Set<string>([PASSWORD, TEMPORARY, NEW_PASSWORD]);
@@ -81,11 +85,13 @@ describe('mm against cognito-local', { timeout: 300_000 }, () => {
       env: { MANAGE_JWT_ISSUER: pool.issuer, MANAGE_JWT_AUDIENCE: pool.clientId, MANAGE_JWT_JWKS_URI: pool.jwksUri, MANAGE_JWT_TOKEN_USE: 'id' },
     });
     served = await serveHandler(stack.handler);
+    accessServed = await serveHandler(stack.withEnv({ MANAGE_JWT_TOKEN_USE: 'access' }).handler);
     const cognitoAuth = { method: 'cognito', region: 'eu-west-1', clientId: pool.clientId, endpoint: cognito.endpoint };
     writeConfig(home.configDir, {
       profiles: {
         id: { url: served.url, auth: { ...cognitoAuth, username: 'carol', tokenUse: 'id' } },
         access: { url: served.url, auth: { ...cognitoAuth, username: 'carol' } },
+        'access-ok': { url: '', auth: { ...cognitoAuth, username: 'carol' } },
         erin: { url: served.url, auth: { ...cognitoAuth, username: 'erin', tokenUse: 'id' } },
         frank: { url: served.url, auth: { ...cognitoAuth, username: 'frank', tokenUse: 'id' } },
         gina: { url: served.url, auth: { ...cognitoAuth, username: 'gina', tokenUse: 'id' } },
@@ -95,7 +101,7 @@ describe('mm against cognito-local', { timeout: 300_000 }, () => {
   });
 
   after(async () => {
-    await served?.close();
+    await Promise.all([served?.close(), accessServed?.close()]);
     await stack?.close();
     await cognito?.close();
     home.cleanup();
@@ -157,6 +163,27 @@ describe('mm against cognito-local', { timeout: 300_000 }, () => {
     assert.doesNotMatch(refused.stderr, /Sign in again/);
     assert.equal(callsOf('InitiateAuth', since).filter((c) => c.body.AuthFlow === 'USER_PASSWORD_AUTH').length, 0, 'no password sign-in to replace a refused token');
     assert.ok(readCacheFile('access').refreshToken, 'the refresh token survives a refusal');
+  });
+
+  test('access-token profile against a stage that takes access tokens: sign-in, run, refresh, run', T, async () => {
+    const config = JSON.parse(readFileSync(join(home.configDir, 'config.json'), 'utf8'));
+    config.profiles['access-ok'].url = accessServed.url;
+    writeConfig(home.configDir, config);
+    assert.equal((await mm(['login', '--profile', 'access-ok'], { env: { MM_PASSWORD: PASSWORD } })).code, 0);
+    const run = await mm(['--profile', 'access-ok', 'run', 'echo', 'message=with-access', '--json']);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    const first = readCacheFile('access-ok');
+    expireCache('access-ok');
+    const since = cognito.calls.length;
+    const again = await mm(['--profile', 'access-ok', 'run', 'noop']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(callsOf('InitiateAuth', since).map((c) => c.body.AuthFlow), ['REFRESH_TOKEN_AUTH']);
+    const refreshed = readCacheFile('access-ok');
+    assert.equal(claimsOf(refreshed.accessToken).token_use, 'access');
+    assert.notEqual(refreshed.accessToken, first.accessToken);
+    assert.equal(refreshed.refreshToken, first.refreshToken);
+    const list = await mm(['--profile', 'access-ok', 'executions', '--json']);
+    assert.deepEqual(JSON.parse(list.stdout).executions[0].actor.groups, ['ops']);
   });
 
   test('NEW_PASSWORD_REQUIRED without a terminal: refused with the headless options named; --new-password-from-env and MM_NEW_PASSWORD answer it', T, async () => {
