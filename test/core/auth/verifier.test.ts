@@ -81,6 +81,12 @@ describe('Cognito user pool tokens', () => {
     );
   });
 
+  it('MANAGE_JWT_GROUPS_CLAIM names the Cognito groups claim too; a string is one group', async () => {
+    const verifier = verifierFor({ ...cognitoEnv, MANAGE_JWT_GROUPS_CLAIM: 'custom:teams,cognito:groups' });
+    const actor = await verifier.verify(await cognitoAccess({ 'custom:teams': 'night shift', 'cognito:groups': ['ops'] }));
+    assert.deepEqual(actor.groups, ['night shift', 'ops']);
+  });
+
   it('accepts both issuers when both are configured', async () => {
     const verifier = verifierFor({ ...cognitoEnv, MANAGE_JWT_ISSUER: oidc.issuer, MANAGE_JWT_AUDIENCE: 'mm-test' });
     assert.equal((await verifier.verify(await cognitoAccess())).issuer, COGNITO_ISSUER);
