@@ -379,7 +379,7 @@ function classify(error: unknown, target: IssuerTarget): { reason: RefusalReason
   }
   if (error instanceof JwtParseError) return { reason: 'malformed', fields: {} };
   // A malformed ES256 signature makes node:crypto throw a plain Error: still only a bad signature.
-  if (error instanceof Error && !(error instanceof TypeError) && /signature|asn1|der|sig/i.test(error.message)) return { reason: 'bad_signature', fields: jwks() };
+  if (error instanceof Error && error.constructor === Error) return { reason: 'bad_signature', fields: { ...jwks(), outcome: describeFailure(error) } };
   return { reason: 'verification_failed', fields: { outcome: describeFailure(error) } };
 }
 
