@@ -209,8 +209,10 @@ describe('Google shape: id tokens (aud = the OAuth client id)', () => {
     assert.equal((await noop(target, signIn.id_token!)).status, 200);
     await assertRefused(target, signIn.access_token);
     const [line] = authLogs(target);
-    // Its audience is the resource, not the client: refused for that first (type is checked after the signature).
-    assert.ok(['wrong_token_type', 'wrong_audience'].includes(line.reason), line.reason);
+    // It states its type (typ at+jwt), which is checked before the audience (the resource, not the client).
+    assert.equal(line.reason, 'wrong_token_type');
+    assert.equal(line.statedTokenType, 'access');
+    assert.equal(line.typ, 'at+jwt');
   });
 
   it('with tokenUse access an id token with the right audience is refused: wrong_token_type', async () => {
