@@ -15,6 +15,9 @@ import { CommandLeases } from '../../src/pipeline/rails.js';
 import { DynamoStateStore } from '../../src/stores/state/dynamodb.js';
 
 const runs: string[] = [];
+/** A run labelled `gated` waits here until the test opens the gate: no race with a fixed delay. */
+let openGate: () => void = () => {};
+const gate = () => new Promise<void>((resolve) => (openGate = resolve));
 const testCommands = {
   touch: async () => ({
     default: defineCommand({
@@ -22,7 +25,9 @@ const testCommands = {
       args: Type.Object({ label: Type.String(), waitMs: Type.Optional(Type.Integer({ minimum: 0 })) }),
       timeLimitMs: 120_000,
       async run({ label, waitMs }) {
+        const opened = label === 'gated' ? gate() : undefined;
         runs.push(label);
+        if (opened) await opened;
         if (waitMs) await sleep(waitMs);
         return { label };
       },
@@ -57,24 +62,26 @@ describe('Prefer: respond-async', () => {
       path: '/__manage__/touch',
       token,
       headers: { prefer: 'respond-async' },
-      body: { data: { label: 'async', waitMs: 150 } },
+      body: { data: { label: 'gated' } },
     });
     assert.equal(response.status, 202);
     assert.equal(response.body.status, 'accepted');
     const id = response.body.executionId;
     assert.equal(response.headers.location, `/__manage__/executions/${id}`);
-    assert.equal(runs.filter((r) => r === 'async').length, 0);
+    assert.equal(runs.filter((r) => r === 'gated').length, 0);
     assert.equal((await show(stack, id)).body.status, 'accepted');
 
     const event = launcher.queued.find((e) => e.mmWorker.executionId === id)!;
     const worker = runWorker(stack, event);
-    await sleep(60);
+    // The command is inside run() (so its start record is written) and waits for the gate.
+    while (!runs.includes('gated')) await sleep(10);
     assert.equal((await show(stack, id)).body.status, 'running');
+    openGate();
     await worker;
     const done = (await show(stack, id)).body;
     assert.equal(done.status, 'succeeded');
-    assert.deepEqual(done.result, { label: 'async' });
-    assert.equal(runs.filter((r) => r === 'async').length, 1);
+    assert.deepEqual(done.result, { label: 'gated' });
+    assert.equal(runs.filter((r) => r === 'gated').length, 1);
   });
 
   it('an exclusive command that is already running is refused at once (409), not accepted', async () => {
