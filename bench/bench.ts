@@ -3,6 +3,9 @@
  * side with baselines in one run on this machine (issue 7).
  *
  *   npm run bench [-- --runs N] [--iterations N] [--load-seconds S] [--no-stack] [--json FILE]
+ *   npm run bench -- --no-stack --compare DIR   (DIR: a copy of the tree before a change, e.g.
+ *     `git archive <ref> | tar -x -C DIR`, node_modules linked: its manage bundle runs interleaved
+ *     with this tree's in the same run, and middy's HTTP packages are loaded one by one)
  *
  * 1. cold init: a fresh `node` loads the bundled handler and exits, against
  *    `node -e ""` (the floor) and a baseline bundle of only @middy/core,
@@ -46,6 +49,7 @@ const { values: flags } = parseArgs({
     'load-requests': { type: 'string', default: '4000' },
     concurrency: { type: 'string', default: '4' },
     'no-stack': { type: 'boolean', default: false },
+    compare: { type: 'string' },
     json: { type: 'string' },
   },
 });
@@ -164,9 +168,10 @@ interface Bundle {
 function syntheticPlugin(count: number, eager: boolean): Plugin {
   const names = Array.from({ length: count }, (_, i) => `synthetic-${String(i + 1).padStart(2, '0')}`);
   const entry = [
-    "import { commandLoaders } from '../example/commands/index.js';",
-    "import { loadConfig } from '../src/config.js';",
-    "import { createManageHandler } from '../src/handler/create.js';",
+    // Resolved from example/handlers/, where the example's own entry lives.
+    "import { commandLoaders } from '../commands/index.js';",
+    "import { loadConfig } from '../../src/config.js';",
+    "import { createManageHandler } from '../../src/handler/create.js';",
     ...(eager ? names.map((name, i) => `import c${i} from 'synthetic:command/${name}';`) : []),
     'export const commands = {',
     '  ...commandLoaders,',
@@ -179,7 +184,7 @@ function syntheticPlugin(count: number, eager: boolean): Plugin {
   // A command of typical size: a schema of a few fields, a run and a plan.
   const command = (name: string) => `
 import { Type } from '@sinclair/typebox';
-import { defineCommand } from '../src/command.js';
+import { defineCommand } from '../../src/command.js';
 export default defineCommand({
   description: 'Synthetic command ${name}: rotates the ${name} cache entries of one tenant.',
   args: Type.Object({
@@ -258,9 +263,44 @@ async function buildAll(outdir: string): Promise<Record<string, Bundle>> {
     make('synthetic-lazy', 'synthetic:entry', [syntheticPlugin(SYNTHETIC_COMMANDS, false)]),
     make('synthetic-eager', 'synthetic:entry', [syntheticPlugin(SYNTHETIC_COMMANDS, true)]),
     ...(commandsWithNamedTypeImport().length ? [make('typebox-namespace', 'handlers/manage.ts', [namespaceTypePlugin])] : []),
+    ...(flags.compare
+      ? [
+          make('manage-before', join(resolve(flags.compare), 'example/handlers/manage.ts')),
+          make('warm-before', join(resolve(flags.compare), 'bench/entries/warm.ts')),
+          ...Object.keys(MIDDY_PROBES).map((name) => make(name, `middy-probe:${name}`, [middyProbePlugin])),
+        ]
+      : []),
   ]);
   return Object.fromEntries(bundles.map((bundle) => [bundle.name, bundle]));
 }
+
+/**
+ * What one of middy's HTTP packages costs a cold start on its own: a handler
+ * of @middy/core alone, and the same with one package imported and used.
+ */
+const MIDDY_PROBES: Record<string, string> = {
+  'middy-core': '',
+  'middy-router': '@middy/http-router',
+  'middy-header-normalizer': '@middy/http-header-normalizer',
+  'middy-json-body-parser': '@middy/http-json-body-parser',
+};
+
+const middyProbePlugin: Plugin = {
+  name: 'middy-probe',
+  setup(pluginBuild) {
+    pluginBuild.onResolve({ filter: /^middy-probe:/ }, (args) => ({ path: args.path, namespace: 'middy-probe' }));
+    pluginBuild.onLoad({ filter: /.*/, namespace: 'middy-probe' }, (args) => {
+      const pkg = MIDDY_PROBES[args.path.slice('middy-probe:'.length)];
+      return {
+        contents: pkg
+          ? `import middy from '@middy/core';\nimport used from '${pkg}';\nexport const handler = middy().handler(() => typeof used);\n`
+          : `import middy from '@middy/core';\nexport const handler = middy().handler(() => 'core');\n`,
+        loader: 'ts',
+        resolveDir: root,
+      };
+    });
+  },
+};
 
 /** Bytes in the output per package (or project folder), largest first. */
 function largestInputs(bundle: Bundle, top: number): Array<[string, number]> {
@@ -455,6 +495,17 @@ async function main(): Promise<void> {
       ...(bundles['typebox-namespace']
         ? [{ key: 'namespace', label: 'manage, TypeBox as namespace (proposal)', args: [cold, bundles['typebox-namespace'].file], env: { ...lambdaEnv, BENCH_FD3: '1' } }]
         : []),
+      ...(flags.compare
+        ? [
+            { key: 'before', label: 'manage bundle, before (--compare)', args: [cold, bundles['manage-before']!.file], env: { ...lambdaEnv, BENCH_FD3: '1' } },
+            ...Object.entries(MIDDY_PROBES).map(([key, pkg]) => ({
+              key,
+              label: pkg ? `@middy/core + ${pkg}` : '@middy/core alone',
+              args: [cold, bundles[key]!.file],
+              env: { ...lambdaEnv, BENCH_FD3: '1' },
+            })),
+          ]
+        : []),
     ];
     const wall: Record<string, number[]> = {};
     const imports: Record<string, number[]> = {};
@@ -512,11 +563,21 @@ async function main(): Promise<void> {
 
     // ---- 3. warm overhead
     log(`warm overhead: ${ITERATIONS} invocations of echo, through the handler and direct`);
-    const { report: warm } = await runNode([join(probes, 'warm.mjs'), bundles.warm!.file], {
-      ...lambdaEnv,
-      BENCH_TOKEN: token,
-      BENCH_ITERATIONS: String(ITERATIONS),
-    }, 120_000);
+    const warmRun = async (bundle: Bundle) =>
+      (await runNode([join(probes, 'warm.mjs'), bundle.file], { ...lambdaEnv, BENCH_TOKEN: token, BENCH_ITERATIONS: String(ITERATIONS) }, 120_000)).report as {
+        handlerMs: number[];
+        directMs: number[];
+      };
+    const warm = { handlerMs: [] as number[], directMs: [] as number[] };
+    const warmBefore = { handlerMs: [] as number[], directMs: [] as number[] };
+    // Compared, the two bundles take turns (3 processes each), so that both see the same machine.
+    for (let round = 0; round < (flags.compare ? 3 : 1); round++) {
+      for (const [bundle, into] of [[bundles.warm!, warm], ...(flags.compare ? [[bundles['warm-before']!, warmBefore]] : [])] as Array<[Bundle, typeof warm]>) {
+        const report = await warmRun(bundle);
+        into.handlerMs.push(...report.handlerMs);
+        into.directMs.push(...report.directMs);
+      }
+    }
     const warmHandler = median(warm.handlerMs);
     const warmDirect = median(warm.directMs);
     const warmOverhead = warmHandler - warmDirect;
@@ -715,6 +776,41 @@ async function main(): Promise<void> {
     say();
     say(`\`mm --help\` start: ${cliLine}.`);
     say();
+    let compared: Record<string, unknown> | undefined;
+    if (flags.compare) {
+      const beforeSize = size(bundles['manage-before']!.file);
+      const beforeOverhead = median(warmBefore.handlerMs) - median(warmBefore.directMs);
+      say(`### Before and after (--compare ${flags.compare}; interleaved in this run)`);
+      say();
+      say(
+        table(
+          ['', 'cold wall', 'cold import() CPU', 'warm overhead', 'bundle raw', 'gzip'],
+          [
+            ['before', ms(med('before')), ms(cpuMed('before')), ms(beforeOverhead, 3), kb(beforeSize.raw), kb(beforeSize.gzip)],
+            ['after', ms(med('manage')), ms(cpuMed('manage')), ms(warmOverhead, 3), kb(manageSize.raw), kb(manageSize.gzip)],
+            ['after − before', ms(med('manage') - med('before')), ms(cpuMed('manage') - cpuMed('before')), ms(warmOverhead - beforeOverhead, 3), kb(manageSize.raw - beforeSize.raw), kb(manageSize.gzip - beforeSize.gzip)],
+          ],
+        ),
+      );
+      say();
+      say("Each of middy's HTTP packages alone, over a handler of @middy/core alone (fresh process, median):");
+      say();
+      const probeRows = Object.entries(MIDDY_PROBES)
+        .filter(([, pkg]) => pkg)
+        .map(([key, pkg]) => [
+          pkg,
+          ms(med(key) - med('middy-core'), 2),
+          ms(cpuMed(key) - cpuMed('middy-core'), 2),
+          kb(size(bundles[key]!.file).raw - size(bundles['middy-core']!.file).raw),
+        ]);
+      say(table(['package', 'cold wall', 'import() CPU', 'bundle raw'], probeRows));
+      say();
+      compared = {
+        before: { wallMs: med('before'), importCpuMs: cpuMed('before'), warmOverheadMs: beforeOverhead, size: beforeSize },
+        after: { wallMs: med('manage'), importCpuMs: cpuMed('manage'), warmOverheadMs: warmOverhead, size: manageSize },
+        middy: Object.fromEntries(probeRows.map((row) => [row[0], row.slice(1)])),
+      };
+    }
     say('### Targets');
     say();
     const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
@@ -741,6 +837,7 @@ async function main(): Promise<void> {
       throughput,
       sizes: { manage: manageSize, baseline: baselineSize, largest: largestInputs(bundles.manage!, 20) },
       cli: { line: cliLine, medianMs: cliMedian },
+      ...(compared ? { compared } : {}),
     });
     if (flags.json) await writeFile(resolve(flags.json), `${JSON.stringify(json, null, 2)}\n`);
   } finally {

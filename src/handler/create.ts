@@ -15,10 +15,10 @@ import { DynamoAuditStore, createDynamoClient } from '../stores/audit/dynamodb.j
 import type { AuditStore } from '../stores/audit/store.js';
 import { DynamoStateStore } from '../stores/state/dynamodb.js';
 import type { StateStore } from '../stores/state/store.js';
-import { HttpAdapter, errorResponse, isHttpEvent } from './http.js';
+import { createHttpHandler, errorResponse, isHttpEvent } from './http.js';
 import { InvokeAdapter } from './invoke.js';
 import { createLogger, describeError, type Logger } from '../log.js';
-import { Pipeline } from '../pipeline/pipeline.js';
+import { createPipeline } from '../pipeline/index.js';
 import { LambdaWorkerLauncher, StepFunctionsTaskReporter, isWorkerEvent, type TaskReporter, type WorkerLauncher } from './worker.js';
 
 export interface ManageHandlerOptions {
@@ -62,15 +62,15 @@ export function createManageHandler(config: ManageConfig, options: ManageHandler
       ? new LambdaWorkerLauncher({ functionName: config.functionName, region: config.region, ...(config.lambdaEndpoint ? { endpoint: config.lambdaEndpoint } : {}) })
       : undefined);
   const reporter = options.reporter ?? new StepFunctionsTaskReporter({ region: config.region, ...(config.sfnEndpoint ? { endpoint: config.sfnEndpoint } : {}) });
-  const pipeline = new Pipeline({ config, audit, state, ...(launcher ? { launcher } : {}), reporter, commands: options.commands, logger, ...(options.now ? { now: options.now } : {}) });
-  const http = new HttpAdapter({ config, verifier, pipeline });
+  const pipeline = createPipeline({ config, audit, state, ...(launcher ? { launcher } : {}), reporter, commands: options.commands, logger, ...(options.now ? { now: options.now } : {}) });
+  const http = createHttpHandler({ config, verifier, pipeline });
   const invoke = new InvokeAdapter({ pipeline });
 
   // The command's own time limit governs; middy's early timeout would cut runs short of it.
   return middy<unknown, unknown, Error, Context>({ timeoutEarlyInMillis: 0 })
     .use(contractErrors(logger))
     .handler((event, context) =>
-      isHttpEvent(event) ? http.handle(event, context) : isWorkerEvent(event) ? invoke.work(event, context) : invoke.handle(event, context),
+      isHttpEvent(event) ? http(event, context) : isWorkerEvent(event) ? invoke.work(event, context) : invoke.handle(event, context),
     );
 }
 
@@ -78,6 +78,13 @@ export function createManageHandler(config: ManageConfig, options: ManageHandler
  * Maps every error to the contract: an HTTP error response, or for a direct
  * invocation an error whose `name` is the contract's code. Details of a 500
  * that is ours stay in the log.
+ *
+ * Hand-written rather than @middy/http-error-handler, which cannot give the
+ * contract's answer: its body is the error's bare message (the contract's is
+ * `{ "error": { "code", "message", … } }`), it sets `Content-Type` of its own
+ * (`application/json` or `text/plain`, beside ours with charset), it logs every
+ * error through console.error, and it knows only HTTP responses, while the
+ * same function must throw named errors to direct invokers (Step Functions).
  */
 function contractErrors(logger: Logger): MiddlewareObj<unknown, unknown, Error, Context> {
   return {

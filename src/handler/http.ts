@@ -1,24 +1,25 @@
 /**
- * The HTTP side: API Gateway HTTP API (payload 2.0) and REST (v1) events in,
- * JSON responses out. Order of checks (CONTRACT §2): route (404/405), then the
- * token (401), and only then the body and the command.
+ * The HTTP transport: API Gateway HTTP API (payload 2.0) and REST (v1) events
+ * in, JSON responses out. Its middy chain is the contract's order of checks
+ * (CONTRACT §2), one middleware per step:
+ *
+ *   one request shape → header names → route (404/405) → token (401)
+ *   → body (413/415/400) → the pipeline's room for the route
+ *
+ * Nothing reads the body or looks at the command before the token is verified.
+ * Errors are thrown as ManageErrors; create.ts turns them into responses.
  */
+import middy from '@middy/core';
+import type { MiddlewareObj } from '@middy/core';
+import httpHeaderNormalizer from '@middy/http-header-normalizer';
+import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import type { ManageConfig } from '../config.js';
-import type { TokenVerifier } from '../auth/verifier.js';
-import type { TokenActor } from '../auth/verifier.js';
-import {
-  InvalidRequest,
-  MethodNotAllowed,
-  NotFound,
-  PayloadTooLarge,
-  Unauthorized,
-  UnsupportedMediaType,
-  errorBody,
-  type ManageError,
-} from '../errors.js';
+import type { TokenActor, TokenVerifier } from '../auth/verifier.js';
+import { InvalidRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType, errorBody, type ManageError } from '../errors.js';
 import type { ExecutionSource } from '../stores/audit/store.js';
-import type { Pipeline } from '../pipeline/pipeline.js';
+import type { Pipeline } from '../pipeline/index.js';
+import { resolveRoute, type Route } from './http-routes.js';
 
 export type HttpEvent = APIGatewayProxyEventV2 | APIGatewayProxyEvent;
 
@@ -28,26 +29,23 @@ export interface HttpResponse {
   body: string;
 }
 
-/** A request as both payload versions describe it. */
+/** A request as both payload versions describe it; the middlewares fill in the rest. */
 interface HttpRequest {
   method: string;
   path: string;
-  /** Lower-cased names. */
+  /** Lower-cased names (by the header normalizer). */
   headers: Record<string, string>;
   /** Every Authorization value received, to refuse more than one. */
   authorizations: string[];
   query: Record<string, string>;
-  body?: Buffer;
+  /** The raw body; after the body step, the parsed JSON (`{}` when empty). */
+  body?: Buffer | unknown;
   source: ExecutionSource;
+  route?: Route;
+  actor?: TokenActor;
 }
 
-type Route =
-  | { kind: 'run'; command: string }
-  | { kind: 'listCommands' }
-  | { kind: 'listExecutions' }
-  | { kind: 'getExecution'; executionId: string }
-  | { kind: 'decide'; executionId: string; decision: 'approved' | 'rejected' }
-  | { kind: 'verifyAudit' };
+type Step = MiddlewareObj<HttpRequest, HttpResponse, Error, Context>;
 
 export const httpDefaults = {
   /** Time kept back from the Lambda's remaining time to write the outcome and answer. */
@@ -60,87 +58,129 @@ export function isHttpEvent(event: unknown): event is HttpEvent {
   return 'rawPath' in event || 'httpMethod' in event;
 }
 
-export class HttpAdapter {
-  constructor(
-    private readonly deps: { config: ManageConfig; verifier: TokenVerifier; pipeline: Pipeline },
-  ) {}
+export function createHttpHandler(deps: { config: ManageConfig; verifier: TokenVerifier; pipeline: Pipeline }) {
+  const { config, verifier, pipeline } = deps;
+  const chain = middy<HttpRequest, HttpResponse, Error, Context>({ timeoutEarlyInMillis: 0 })
+    .use(headerNames())
+    .use(routing())
+    .use(bearerToken(verifier))
+    .use(jsonBody(config.maxBodyBytes))
+    .handler((request, context) => answer(request, context, config, pipeline));
+  // The event becomes one request shape before the chain (middy's request.event is what its middlewares read).
+  return (event: HttpEvent, context: Context): Promise<HttpResponse> => chain(normalize(event), context);
+}
 
-  /** Answers one request; throws a ManageError that {@link errorResponse} turns into the response. */
-  async handle(event: HttpEvent, context: Context): Promise<HttpResponse> {
-    const request = normalize(event);
-    const route = resolveRoute(request.method, request.path);
-    const actor = await this.authenticate(request);
-    const { pipeline } = this.deps;
-    const remaining = context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
-    const maxTimeMs = Math.min(this.deps.config.httpTimeLimitMs, remaining - httpDefaults.responseMarginMs);
-    switch (route.kind) {
-      case 'run': {
-        const body = parseRunPayload(this.readJsonBody(request));
-        const idempotencyKey = idempotencyKeyOf(request.headers);
-        const respondAsync = /(^|[,;\s])respond-async($|[,;\s])/i.test(request.headers['prefer'] ?? '');
-        const response = await pipeline.execute({
-          command: route.command,
-          data: body.data,
-          dryRun: body.dryRun,
-          actor,
-          source: request.source,
-          maxTimeMs,
-          ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
-          ...(respondAsync ? { respondAsync } : {}),
-        });
-        return executionResponse(response);
+/** Header names lower-cased: @middy/http-header-normalizer (Authorization values were taken before, see authorizationValues). */
+function headerNames(): Step {
+  return httpHeaderNormalizer() as unknown as Step;
+}
+
+/** 404 / 405, before anything else looks at the request. */
+function routing(): Step {
+  return {
+    before: (request) => {
+      request.event.route = resolveRoute(request.event.method, request.event.path);
+    },
+  };
+}
+
+/** 401 for anything but exactly one well-formed bearer token that the verifier accepts. */
+function bearerToken(verifier: TokenVerifier): Step {
+  return {
+    before: async (request) => {
+      const { authorizations } = request.event;
+      if (authorizations.length !== 1) throw new Unauthorized();
+      // The verifier checks the token's shape itself, so that an opaque token is logged as such for the operator.
+      const match = /^Bearer +(\S+) *$/i.exec(authorizations[0]!);
+      if (!match) throw new Unauthorized();
+      request.event.actor = await verifier.verify(match[1]!);
+    },
+  };
+}
+
+/**
+ * The body as JSON, for the routes that take one; an empty body is `{}`.
+ * @middy/http-json-body-parser parses; before it, by hand, what it does not do
+ * as the contract says: the size limit (413), an absent Content-Type taken as
+ * JSON and media types compared case-insensitively (its check refuses the one
+ * and is case-sensitive: so it is disabled and ours gives the 415), invalid
+ * UTF-8 refused rather than replaced; and its 415 for malformed JSON is the
+ * contract's 400.
+ */
+function jsonBody(maxBodyBytes: number): Step {
+  // `disableContentTypeCheck` is in the package's code (6.x) but not in its type declarations.
+  const options = { disableContentTypeCheck: true } as Parameters<typeof httpJsonBodyParser>[0];
+  const parser = httpJsonBodyParser(options) as unknown as Required<Pick<Step, 'before'>>;
+  return {
+    before: async (request) => {
+      const { event } = request;
+      if (event.route?.kind !== 'run' && event.route?.kind !== 'decide') return;
+      const raw = event.body as Buffer | undefined;
+      if (raw && raw.length > maxBodyBytes) throw new PayloadTooLarge(`The body is larger than ${maxBodyBytes} bytes.`);
+      event.body = {};
+      if (!raw || raw.length === 0) return;
+      const contentType = event.headers['content-type'];
+      if (contentType !== undefined && !isJsonMediaType(contentType)) {
+        throw new UnsupportedMediaType('The body must be JSON (Content-Type: application/json).');
       }
-      case 'decide': {
-        const body = this.readJsonBody(request);
-        if (!isPlainObject(body) || Object.keys(body).some((key) => key !== 'planDigest') || !['string', 'undefined'].includes(typeof body.planDigest)) {
-          throw new InvalidRequest('The body may only hold "planDigest", a string.');
-        }
-        const planDigest = body.planDigest as string | undefined;
-        return executionResponse(await pipeline.decide(route.executionId, actor, route.decision, { maxTimeMs, ...(planDigest ? { planDigest } : {}) }));
+      let text: string;
+      try {
+        text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+      } catch {
+        throw new InvalidRequest('The body is not valid UTF-8.');
       }
-      case 'verifyAudit':
-        return json(200, await pipeline.verifyAudit(actor, request.query));
-      case 'listCommands':
-        // The HTTP window tells clients (mm) when to prefer an async run.
-        return json(200, { commands: await pipeline.listCommands(actor), httpTimeLimitMs: this.deps.config.httpTimeLimitMs });
-      case 'listExecutions':
-        return json(200, await pipeline.listExecutions(actor, request.query));
-      case 'getExecution':
-        return json(200, await pipeline.getExecution(route.executionId, actor));
-    }
-  }
+      if (text.trim() === '') return;
+      event.body = text;
+      try {
+        await parser.before(request);
+      } catch {
+        throw new InvalidRequest('The body is not valid JSON.');
+      }
+    },
+  };
+}
 
-  private async authenticate(request: HttpRequest): Promise<TokenActor> {
-    if (request.authorizations.length !== 1) throw new Unauthorized();
-    // The verifier checks the token's shape itself, so that an opaque token is logged as such for the operator.
-    const match = /^Bearer +(\S+) *$/i.exec(request.authorizations[0]!);
-    if (!match) throw new Unauthorized();
-    return this.deps.verifier.verify(match[1]!);
-  }
-
-  /** The body as JSON; an empty body is `{}`. */
-  private readJsonBody(request: HttpRequest): unknown {
-    const raw = request.body;
-    if (raw && raw.length > this.deps.config.maxBodyBytes) {
-      throw new PayloadTooLarge(`The body is larger than ${this.deps.config.maxBodyBytes} bytes.`);
+/** The pipeline's room for the route. */
+async function answer(request: HttpRequest, context: Context, config: ManageConfig, pipeline: Pipeline): Promise<HttpResponse> {
+  const { running, deferring, reading } = pipeline;
+  const route = request.route!;
+  const actor = request.actor!;
+  const remaining = context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
+  const maxTimeMs = Math.min(config.httpTimeLimitMs, remaining - httpDefaults.responseMarginMs);
+  switch (route.kind) {
+    case 'run': {
+      const body = parseRunPayload(request.body);
+      const idempotencyKey = idempotencyKeyOf(request.headers);
+      const respondAsync = /(^|[,;\s])respond-async($|[,;\s])/i.test(request.headers['prefer'] ?? '');
+      const response = await running.execute({
+        command: route.command,
+        data: body.data,
+        dryRun: body.dryRun,
+        actor,
+        source: request.source,
+        maxTimeMs,
+        ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+        ...(respondAsync ? { respondAsync } : {}),
+      });
+      return executionResponse(response);
     }
-    if (!raw || raw.length === 0) return {};
-    const contentType = request.headers['content-type'];
-    if (contentType !== undefined && !isJsonMediaType(contentType)) {
-      throw new UnsupportedMediaType('The body must be JSON (Content-Type: application/json).');
+    case 'decide': {
+      const body = request.body;
+      if (!isPlainObject(body) || Object.keys(body).some((key) => key !== 'planDigest') || !['string', 'undefined'].includes(typeof body.planDigest)) {
+        throw new InvalidRequest('The body may only hold "planDigest", a string.');
+      }
+      const planDigest = body.planDigest as string | undefined;
+      return executionResponse(await deferring.decide(route.executionId, actor, route.decision, { maxTimeMs, ...(planDigest ? { planDigest } : {}) }));
     }
-    let text: string;
-    try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
-    } catch {
-      throw new InvalidRequest('The body is not valid UTF-8.');
-    }
-    if (text.trim() === '') return {};
-    try {
-      return JSON.parse(text);
-    } catch {
-      throw new InvalidRequest('The body is not valid JSON.');
-    }
+    case 'verifyAudit':
+      return json(200, await reading.verifyAudit(actor, request.query));
+    case 'listCommands':
+      // The HTTP window tells clients (mm) when to prefer an async run.
+      return json(200, { commands: await reading.listCommands(actor), httpTimeLimitMs: config.httpTimeLimitMs });
+    case 'listExecutions':
+      return json(200, await reading.listExecutions(actor, request.query));
+    case 'getExecution':
+      return json(200, await reading.getExecution(route.executionId, actor));
   }
 }
 
@@ -178,44 +218,11 @@ function isJsonMediaType(contentType: string): boolean {
   return type === 'application/json' || /^application\/[a-z0-9.+-]+\+json$/.test(type);
 }
 
-const EXECUTION_ID_SEGMENT = /^[0-9A-Za-z]{1,64}$/;
-
-/** Routes by path alone; a route that exists with another method is a 405, anything else a 404. */
-function resolveRoute(method: string, path: string): Route {
-  const segments = path.split('/').filter(Boolean);
-  const base = segments.indexOf('__manage__');
-  // At most one segment (an API Gateway stage) may stand before the base.
-  if (base < 0 || base > 1) throw new NotFound('No such route.');
-  const rest = segments.slice(base + 1).map(decodeSegment);
-  const only = (allowed: string, route: Route): Route => {
-    if (method !== allowed) throw new MethodNotAllowed([allowed]);
-    return route;
-  };
-  if (rest.length === 0) return only('GET', { kind: 'listCommands' });
-  if (rest.length === 1 && rest[0] === 'executions' && method === 'GET') return { kind: 'listExecutions' };
-  if (rest.length === 1) return only('POST', { kind: 'run', command: rest[0]! });
-  if (rest.length === 2 && rest[0] === 'executions' && EXECUTION_ID_SEGMENT.test(rest[1]!)) {
-    return only('GET', { kind: 'getExecution', executionId: rest[1]! });
-  }
-  if (rest.length === 2 && rest[0] === 'audit' && rest[1] === 'verify') return only('GET', { kind: 'verifyAudit' });
-  if (rest.length === 3 && rest[0] === 'executions' && EXECUTION_ID_SEGMENT.test(rest[1]!) && (rest[2] === 'approve' || rest[2] === 'reject')) {
-    return only('POST', { kind: 'decide', executionId: rest[1]!, decision: rest[2] === 'approve' ? 'approved' : 'rejected' });
-  }
-  throw new NotFound('No such route.');
-}
-
-function decodeSegment(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
-}
-
+/** Both payload versions as one request; header names are lower-cased next, by the normalizer. */
 function normalize(event: HttpEvent): HttpRequest {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(event.headers ?? {})) {
-    if (typeof value === 'string') headers[name.toLowerCase()] = value;
+    if (typeof value === 'string') headers[name] = value;
   }
   const authorizations = authorizationValues(event);
   const body =
@@ -234,7 +241,7 @@ function normalize(event: HttpEvent): HttpRequest {
       authorizations,
       query,
       ...(body ? { body } : {}),
-      source: source(http?.sourceIp, http?.userAgent ?? headers['user-agent'], event.requestContext?.requestId),
+      source: source(http?.sourceIp, http?.userAgent ?? userAgentOf(headers), event.requestContext?.requestId),
     };
   }
   const identity = event.requestContext?.identity;
@@ -245,13 +252,24 @@ function normalize(event: HttpEvent): HttpRequest {
     authorizations,
     query,
     ...(body ? { body } : {}),
-    source: source(identity?.sourceIp, identity?.userAgent ?? headers['user-agent'], event.requestContext?.requestId),
+    source: source(identity?.sourceIp, identity?.userAgent ?? userAgentOf(headers), event.requestContext?.requestId),
   };
 }
 
-/** v2 joins repeated headers with commas; v1 lists them. Either way more than one value is refused later. */
+/** The last User-Agent in any spelling (names are not lower-cased yet). */
+function userAgentOf(headers: Record<string, string>): string | undefined {
+  let value: string | undefined;
+  for (const [name, v] of Object.entries(headers)) if (name.toLowerCase() === 'user-agent') value = v;
+  return value;
+}
+
+/**
+ * Taken from the raw event, before header names are folded: "Authorization"
+ * and "authorization" are one header sent twice, which the normalizer would
+ * collapse into one value. v2 joins repeated headers with commas; v1 lists
+ * them. Either way more than one value is refused by the token step.
+ */
 function authorizationValues(event: HttpEvent): string[] {
-  // Every spelling of the name counts: "Authorization" and "authorization" are one header, sent twice.
   const values: string[] = [];
   if ('multiValueHeaders' in event && event.multiValueHeaders) {
     for (const [name, list] of Object.entries(event.multiValueHeaders)) {

@@ -5,7 +5,7 @@
 import type { Context } from 'aws-lambda';
 import { InvalidRequest } from '../errors.js';
 import { isPlainObject } from './http.js';
-import type { ExecuteResult, Pipeline } from '../pipeline/pipeline.js';
+import type { ExecuteResult, Pipeline } from '../pipeline/index.js';
 import type { WorkerEvent } from './worker.js';
 
 export interface InvokeEvent {
@@ -29,12 +29,12 @@ export const invokeDefaults = {
 const EVENT_KEYS = new Set(['command', 'data', 'dryRun', 'idempotencyKey', 'actor', 'taskToken']);
 
 export class InvokeAdapter {
-  constructor(private readonly deps: { pipeline: Pipeline }) {}
+  constructor(private readonly deps: { pipeline: Pick<Pipeline, 'running' | 'deferring'> }) {}
 
   async handle(event: unknown, context: Context): Promise<ExecuteResult> {
     const request = parseInvokeEvent(event);
     const remaining = context?.getRemainingTimeInMillis?.() ?? 900_000;
-    return this.deps.pipeline.execute({
+    return this.deps.pipeline.running.execute({
       command: request.command,
       data: request.data ?? {},
       dryRun: request.dryRun ?? false,
@@ -49,7 +49,7 @@ export class InvokeAdapter {
   /** A worker invocation: runs an accepted execution with the time this invocation has. */
   async work(event: WorkerEvent, context: Context): Promise<{ executionId: string }> {
     const remaining = context?.getRemainingTimeInMillis?.() ?? 900_000;
-    await this.deps.pipeline.runAccepted(event.mmWorker.executionId, remaining - invokeDefaults.responseMarginMs);
+    await this.deps.pipeline.deferring.runAccepted(event.mmWorker.executionId, remaining - invokeDefaults.responseMarginMs);
     return { executionId: event.mmWorker.executionId };
   }
 }
