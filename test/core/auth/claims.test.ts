@@ -219,7 +219,7 @@ describe('the refusal log', () => {
 
   it('the cold start reports each issuer: ready with its JWKS source, or why not', async () => {
     const { lines } = setup({ MANAGE_JWT_ISSUERS: JSON.stringify([{ issuer: 'http://127.0.0.1:9/nothing', audience: 'x' }]) });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await until(() => lines.some((line) => line.event === 'auth.issuer_ready') && lines.some((line) => line.event === 'auth.issuer_check_failed'));
     const ready = lines.find((line) => line.event === 'auth.issuer_ready');
     assert.equal(ready?.issuer, issuer.issuer);
     assert.equal(ready?.jwksUri, `${issuer.issuer}/.well-known/jwks.json`);
@@ -242,16 +242,16 @@ describe('the refusal log', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
       const { verifier, lines, refusals } = setup({ MANAGE_JWT_ISSUER: url });
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await until(() => lines.some((line) => line.event === 'auth.issuer_check_failed'));
       assert.match(lines.find((line) => line.event === 'auth.issuer_check_failed')?.outcome, /answered HTTP 503/);
       down = false;
       assert.equal((await verifier.verify(await issuer.sign({ iss: url }))).issuer, url);
       assert.equal(discoveries, 2);
       assert.deepEqual(refusals(), []);
 
-      const other = setup({ MANAGE_JWT_ISSUER: url });
       down = true;
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      const other = setup({ MANAGE_JWT_ISSUER: url });
+      await until(() => other.lines.some((line) => line.event === 'auth.issuer_check_failed'));
       const before = discoveries;
       for (let i = 0; i < 5; i++) await refused(other.verifier.verify(await issuer.sign({ iss: url })));
       assert.equal(discoveries - before, 1, 'one try by the first request, then the back-off');
@@ -262,3 +262,12 @@ describe('the refusal log', () => {
     }
   });
 });
+
+/** Waits for a condition the code under test reaches asynchronously (no fixed delay: the machine may be slow). */
+async function until(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
