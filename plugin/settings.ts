@@ -15,7 +15,10 @@ export const BLOCK = 'custom.middleManagement';
 /** An intrinsic function or a literal string: CloudFormation resolves the former. */
 const stringOrIntrinsicSchema = { anyOf: [{ type: 'string' }, { type: 'object' }] };
 const stringListSchema = { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] };
-const groupMapSchema = { type: 'object', additionalProperties: stringListSchema };
+/** A map, or its JSON (e.g. from a stage parameter; '' = not set). */
+const groupMapSchema = { anyOf: [{ type: 'object', additionalProperties: stringListSchema }, { type: 'string' }] };
+/** An integer, or its digits (e.g. from a stage parameter). */
+const integerSchema = { anyOf: [{ type: 'integer' }, { type: 'string', pattern: '^\\d*$' }] };
 const issuerSchema = {
   type: 'object',
   properties: {
@@ -51,16 +54,16 @@ export const blockSchema = {
         approval: groupMapSchema,
         auditHmacKey: stringOrIntrinsicSchema,
         stepFunctions: { type: 'boolean' },
-        maxBodyBytes: { type: 'integer' },
-        httpTimeLimitMs: { type: 'integer' },
-        idempotencyTtlSeconds: { type: 'integer' },
-        approvalTtlSeconds: { type: 'integer' },
-        logRetentionInDays: { type: 'integer' },
+        maxBodyBytes: integerSchema,
+        httpTimeLimitMs: integerSchema,
+        idempotencyTtlSeconds: integerSchema,
+        approvalTtlSeconds: integerSchema,
+        logRetentionInDays: integerSchema,
         auditTableName: { type: 'string' },
         stateTableName: { type: 'string' },
-        memorySize: { type: 'integer' },
-        timeout: { type: 'integer' },
-        reservedConcurrency: { type: 'integer' },
+        memorySize: integerSchema,
+        timeout: integerSchema,
+        reservedConcurrency: integerSchema,
         kmsKeyArn: stringOrIntrinsicSchema,
         throttling: {
           type: 'object',
