@@ -114,7 +114,7 @@ export default class MiddleManagementPlugin {
     }
     const userResources = service.resources?.Resources ?? {};
     for (const id of [...Object.values(ids)]) {
-      if (userResources[id]) this.fail(new SettingsError('', `resources.Resources.${id} is the plugin's own resource; rename yours`));
+      if (userResources[id]) this.fail(`resources.Resources.${id}: the name of a resource serverless-middle-management/plugin adds; rename yours`);
     }
     this.settings = settings;
     this.context = context;
@@ -148,7 +148,7 @@ export default class MiddleManagementPlugin {
     const template = this.serverless.service.provider.compiledCloudFormationTemplate;
     const added = resources(settings, context);
     for (const [id, resource] of Object.entries(added.Resources)) {
-      if (template.Resources[id]) this.fail(new SettingsError('', `the template already has a resource ${id}`));
+      if (template.Resources[id]) this.fail(`${id}: the template already has a resource of that name (serverless-middle-management/plugin adds it)`);
       template.Resources[id] = resource;
     }
     template.Outputs = { ...template.Outputs, ...added.Outputs };

@@ -208,7 +208,7 @@ describe('serverless package', { timeout: 180_000 }, () => {
       assert.equal(audit.Properties.DeletionProtectionEnabled, true);
 
       const state = Resources.MiddleManagementStateTable!;
-      assertSameLayout(state.Properties, stateTableDefinition(`middle-management-${stage}-state`));
+      assertSameLayout(state.Properties, stateTableDefinition(`middle-management-${stage}-mm-state`));
       assert.deepEqual(state.Properties.TimeToLiveSpecification, { AttributeName: 'ttl', Enabled: true });
 
       const variables = ofType(packaged[stage]!.template, 'AWS::Lambda::Function')[0]![1].Properties.Environment.Variables;

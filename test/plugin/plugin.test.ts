@@ -362,7 +362,9 @@ describe('serverless-middle-management/plugin', { timeout: 300_000 }, () => {
    */
   describe('checkov and parliament checks', () => {
     it('CKV_AWS_28 DynamoDB PITR; CKV_AWS_119 KMS CMK when kmsKeyArn is set (waived otherwise: AWS managed key)', () => {
-      assert.equal(template('main').Resources.MiddleManagementAuditTable!.Properties.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled, true);
+      for (const id of ['MiddleManagementAuditTable', 'MiddleManagementStateTable']) {
+        assert.equal(template('main').Resources[id]!.Properties.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled, true, id);
+      }
       const key = 'arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
       for (const id of ['MiddleManagementAuditTable', 'MiddleManagementStateTable']) {
         assert.deepEqual(template('renamed').Resources[id]!.Properties.SSESpecification, { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: key });
