@@ -87,6 +87,8 @@ export default class MiddleManagementPlugin {
   /** Validate the block and add the function (its key is `manage` unless `functionName` says otherwise). */
   addFunction(): void {
     const { service } = this.serverless;
+    // Removing a stack needs none of it (and must not be blocked by a broken block).
+    if (this.serverless.processedInput?.commands?.[0] === 'remove') return;
     let settings: Settings;
     try {
       settings = parseSettings(service.custom?.middleManagement);
