@@ -15,9 +15,9 @@
  *    plugin registers a module load hook (`module.register`, Node ≥ 20.6) that
  *    rewrites that one expression of `InvocationsController.js` as it is loaded.
  *    It checks the installed file first and only warns when it is not as expected.
- *    The error keeps its name only when the handler runs in offline's process
- *    (`useInProcess`, which `middle-management dev` sets): a worker thread's
- *    structured clone turns every custom error into a plain `Error`.
+ *    In offline's default runner (worker threads) the structured clone turns
+ *    every custom error into a plain `Error`; its stack still begins with the
+ *    name, so the rewritten expression falls back to that.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -48,7 +48,14 @@ export function overlayEnvironment(
 export const CONTROLLER_PATH = ['src', 'lambda', 'routes', 'invocations', 'InvocationsController.js'] as const;
 /** What 14.8.2 (and the 14.x line before it) says for every failed direct invocation. */
 export const ORIGINAL = 'errorType: "Error",';
-export const REPLACEMENT = 'errorType: (err && typeof err.name === "string" && err.name) || "Error",';
+/**
+ * The error's name; when it reads "Error", the name at the head of its stack: an
+ * error that crossed from a worker thread (offline's default runner) arrives as a
+ * plain `Error`, but its stack still starts with `CommandNotAllowed: …`.
+ */
+export const REPLACEMENT =
+  'errorType: ((e) => (e && typeof e.name === "string" && e.name !== "Error" && e.name) || ' +
+  '(e && typeof e.stack === "string" && (/^([A-Za-z_$][\\w$]*)(?=:|\\n|$)/.exec(e.stack) || [])[1]) || "Error")(err),';
 /** Already reports the name (this repository's own patch-package patch, or a fixed release). */
 const ALREADY_FIXED = /errorType:\s*err(\?\.|\s*&&\s*)/;
 

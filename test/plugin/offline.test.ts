@@ -5,6 +5,9 @@
  * that throws a `CommandNotAllowed` must still answer `errorType:
  * "CommandNotAllowed"`, as AWS Lambda does (Step Functions' ErrorEquals).
  *
+ * Both of offline's runners: in process (what `middle-management dev` uses) and
+ * worker threads (its default), where a custom error crosses a structured clone.
+ *
  * Also: the local stack's variables are laid over the manage function's
  * environment under `offline` only.
  */
@@ -25,7 +28,7 @@ class CommandNotAllowed extends Error {
   name = 'CommandNotAllowed';
 }
 export const handler = async (event) => {
-  if (event.command === 'env') return { allowList: process.env.MANAGE_ALLOW_LIST ?? null };
+  if (event.command === 'env') return { allowList: process.env.MANAGE_ALLOW_LIST ?? null, unrelated: process.env.UNRELATED ?? null };
   throw new CommandNotAllowed('Command not allowed');
 };
 `;
@@ -59,7 +62,7 @@ async function fixtureModules(dir: string): Promise<string> {
   return controller;
 }
 
-describe('under serverless offline', { timeout: 240_000 }, () => {
+for (const useInProcess of [true, false]) describe(`under serverless offline (${useInProcess ? 'in process' : 'worker threads'})`, { timeout: 240_000 }, () => {
   let work: string;
   let dir: string;
   let offline: ChildProcess | undefined;
@@ -94,13 +97,14 @@ custom:
     host: 127.0.0.1
     httpPort: ${httpPort}
     lambdaPort: ${lambdaPort}
-    useInProcess: true
+    useInProcess: ${useInProcess}
     noPrependStageInUrl: true
 `,
     );
     offline = spawn(process.execPath, [serverlessBin, 'offline', 'start'], {
       cwd: dir,
-      env: await cleanEnv(work, { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' }),
+      // What `middle-management dev` passes: the local stack's MANAGE_* variables.
+      env: await cleanEnv(work, { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local', MANAGE_ALLOW_LIST: 'noop,echo', UNRELATED: 'x' }),
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -148,9 +152,11 @@ custom:
     assert.ok((await readFile(join(dir, 'node_modules', 'serverless-offline', ...CONTROLLER_PATH), 'utf8')).includes(ORIGINAL));
   });
 
-  it('serves the plugin-added function under its deployed name', async () => {
+  it('serves the plugin-added function under its deployed name, with the local MANAGE_* variables laid over', async () => {
     const { body } = await invoke({ command: 'env' });
-    assert.deepEqual(body, { allowList: 'reindex' });
+    assert.equal(body.allowList, 'noop,echo');
+    // In a worker thread the handler sees only what offline hands it: the overlay did it.
+    if (!useInProcess) assert.equal(body.unrelated, null);
   });
 });
 
