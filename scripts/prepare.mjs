@@ -1,15 +1,15 @@
-// In this repository (devDependencies installed): patch serverless-offline and build the mm CLI.
-// Installed as someone's dependency there is nothing to patch, and dist/ ships prebuilt (prepack).
+// `prepare`: runs in this repository after `npm ci`/`npm install`, and before `npm pack`;
+// never in a project that installs the package from a tarball or a registry.
+// Applies patches/ (while there is one) and builds the library, the CommonJS entries and the CLI.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const installed = (name) => existsSync(fileURLToPath(new URL(`../node_modules/${name}/package.json`, import.meta.url)));
+const here = (path) => fileURLToPath(new URL(path, import.meta.url));
+const installed = (name) => existsSync(here(`../node_modules/${name}/package.json`));
 const run = (script, ...args) => execFileSync(process.execPath, [script, ...args], { stdio: 'inherit' });
 
-if (installed('patch-package') && installed('serverless-offline')) {
-  run(fileURLToPath(new URL('../node_modules/patch-package/index.js', import.meta.url)));
+if (existsSync(here('../patches')) && installed('patch-package')) {
+  run(here('../node_modules/patch-package/index.js'));
 }
-if (installed('esbuild')) {
-  run(fileURLToPath(new URL('./build-cli.mjs', import.meta.url)), '--quiet');
-}
+run(here('./build.mjs'), '--quiet');
