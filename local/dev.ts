@@ -441,6 +441,8 @@ export async function runDev(options: DevOptions): Promise<number> {
     env.MANAGE_STATE_TABLE = facts.tables.state;
     // Worker invocations name the function offline serves.
     env.AWS_LAMBDA_FUNCTION_NAME = facts.functionName;
+    // Where build output may go under offline (the plugin points serverless-esbuild's work folder there).
+    env.MIDDLE_MANAGEMENT_DEV_STATE_DIR = state;
 
     const tables = await ensureTables({ endpoint: env.AWS_ENDPOINT_URL_DYNAMODB!, region: env.AWS_REGION, env, tables: facts.tables });
     log(

@@ -2,9 +2,10 @@
 /**
  * Bundles the local stack of `middle-management dev` (local/dev.ts: dynalite,
  * the development token issuer, the AWS SDK's DynamoDB client) into one ES
- * module, dist/local/dev.mjs, that the CLI loads only when `dev` runs. These are
- * development dependencies of this package, never runtime ones: nothing of
- * them reaches a user's Lambda bundle (which imports dist/src only).
+ * module, dist/local/dev.mjs, that the CLI loads only when `dev` runs. dynalite
+ * and jose are development dependencies of this package, bundled here, never
+ * runtime ones: nothing of them reaches a user's Lambda bundle (which imports
+ * dist/src only). The package's runtime dependencies (the DynamoDB client) stay imports.
  *
  *   node scripts/build-local.mjs [--outdir DIR] [--quiet]
  *
@@ -12,7 +13,7 @@
  * stack runs dynalite in memory, so `level` is replaced by local/level-stub.cjs.
  * Where the sources or esbuild are absent (an installed package), it does nothing.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,6 +59,7 @@ const dynaliteActions = {
   },
 };
 
+const { dependencies = {} } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 rmSync(outdir, { recursive: true, force: true });
 const started = Date.now();
 const result = await esbuild.build({
@@ -76,6 +78,8 @@ const result = await esbuild.build({
   metafile: true,
   logLevel: 'warning',
   alias: { level: join(root, 'local', 'level-stub.cjs') },
+  // The package's runtime dependencies are installed beside it anyway: not bundled twice.
+  external: Object.keys(dependencies).flatMap((name) => [name, `${name}/*`]),
   plugins: [dynaliteActions],
   // CommonJS dependencies (dynalite) require Node built-ins: give the ESM bundle a `require`.
   banner: { js: "import { createRequire as __mmCreateRequire } from 'node:module'; const require = __mmCreateRequire(import.meta.url);" },

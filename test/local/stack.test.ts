@@ -27,6 +27,7 @@ import { promisify } from 'node:util';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { freePort } from '../../local/processes.js';
+import { findServiceTools, serviceFacts } from '../../local/service.js';
 import { ensureTables } from '../../local/tables.js';
 import { auditTableDefinition, stateTableDefinition } from '../../src/stores/audit/table.js';
 
@@ -317,6 +318,40 @@ describe('local stack tables', () => {
     } finally {
       await dynamo.close();
     }
+  });
+});
+
+describe('middle-management dev refuses a folder it cannot run', () => {
+  it('names what is missing: the service, serverless, serverless-offline (with the install line)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mm-folder-'));
+    try {
+      assert.throws(() => findServiceTools(dir), /no serverless\.yml .* run `npx middle-management dev` in your Serverless service's folder/);
+      writeFileSync(join(dir, 'serverless.yml'), 'service: x\n');
+      assert.throws(() => findServiceTools(dir), /the Serverless Framework is not installed in .*\n  npm install --save-dev serverless@npm:osls serverless-offline/);
+      mkdirSync(join(dir, 'node_modules'));
+      symlinkSync(join(root, 'node_modules', 'serverless'), join(dir, 'node_modules', 'serverless'), 'dir');
+      assert.throws(() => findServiceTools(dir), /serverless-offline is not installed in .*\n  npm install --save-dev serverless-offline/);
+      symlinkSync(join(root, 'node_modules', 'serverless-offline'), join(dir, 'node_modules', 'serverless-offline'), 'dir');
+      assert.match(findServiceTools(dir).serverlessBin, /\/serverless\/bin\/serverless\.js$/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads the function and table names from the resolved configuration, and wants serverless-offline loaded', () => {
+    const config = {
+      service: 'shop',
+      plugins: ['serverless-middle-management/plugin', 'serverless-offline'],
+      custom: { middleManagement: { functionName: 'ops', allowList: ['reindex', 'purge'], auditTableName: 'shop-audit' } },
+    };
+    const facts = serviceFacts(config, { stage: 'dev', env: {} });
+    assert.equal(facts.functionName, 'shop-dev-ops');
+    assert.deepEqual(facts.tables, { audit: 'shop-audit', state: 'shop-dev-mm-state' });
+    assert.deepEqual(facts.allowList, ['reindex', 'purge']);
+    assert.equal(facts.usesOffline, true);
+    // The environment wins, as it does for the function under offline.
+    assert.deepEqual(serviceFacts(config, { stage: 'dev', env: { MANAGE_STATE_TABLE: 'mine', MANAGE_ALLOW_LIST: 'a,b' } }).tables.state, 'mine');
+    assert.throws(() => serviceFacts({ service: 'shop', plugins: ['serverless-offline'] }, { stage: 'dev', env: {} }), /no `manage` function: add the plugin/);
   });
 });
 
