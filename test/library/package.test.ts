@@ -47,6 +47,8 @@ describe('published contents', () => {
       'dist/cjs/index.js',
       'dist/cjs/index.d.ts',
       'dist/cjs/testing/index.js',
+      'dist/src/typebox.js',
+      'dist/cjs/typebox.js',
       'dist/cli/main.mjs',
       'docs/api.md',
     ]) {
@@ -130,9 +132,14 @@ function writeFixture(dir: string, setting: Setting, packageDir: string): void {
   writeFileSync(
     join(dir, 'src/commands/greet.ts'),
     `import { Type, defineCommand, type Static } from 'serverless-middle-management';
+import * as TypeBox from 'serverless-middle-management/typebox';
 import { greeting } from '../greetings.js';
 
-const args = Type.Object({ name: Type.String({ minLength: 1 }), times: Type.Optional(Type.Integer({ minimum: 1, maximum: 3 })) });
+const args = Type.Object({
+  name: Type.String({ minLength: 1 }),
+  times: Type.Optional(Type.Integer({ minimum: 1, maximum: 3 })),
+  tags: Type.Optional(TypeBox.Record(TypeBox.String(), TypeBox.String())),
+});
 export type GreetArgs = Static<typeof args>;
 
 export default defineCommand({
@@ -140,12 +147,13 @@ export default defineCommand({
   args,
   sensitive: ['name'],
   timeLimitMs: 5000,
-  run({ name, times }, ctx) {
+  run({ name, times, tags }, ctx) {
     const typed: string = name;
+    const tagged: Record<string, string> | undefined = tags;
     const count: number | undefined = times;
     // @ts-expect-error run() arguments are typed from the schema, not any
     const wrong: number = name;
-    ctx.log(typed, ctx.actor.kind, ctx.signal.aborted);
+    ctx.log(typed, ctx.actor.kind, ctx.signal.aborted, tagged);
     return { greeting: greeting(typed).repeat(count ?? 1), wrong };
   },
   plan: ({ name }) => ({ wouldGreet: name }),
