@@ -1,7 +1,6 @@
 /**
  * The plugin under `serverless offline`, in a service that has NOT patched
- * serverless-offline: a pristine copy of 14.8.2 is installed in the fixture
- * (this repository's patch-package patch reversed), and a direct invocation
+ * serverless-offline: a pristine copy of 14.8.2 is installed in the fixture, and a direct invocation
  * that throws a `CommandNotAllowed` must still answer `errorType:
  * "CommandNotAllowed"`, as AWS Lambda does (Step Functions' ErrorEquals).
  *
@@ -18,7 +17,6 @@ import { cp, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/pr
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { execFileSync } from 'node:child_process';
 import MiddleManagementPlugin from '../../plugin/index.js';
 import { CONTROLLER_PATH, fixOfflineErrorType, ORIGINAL } from '../../plugin/offline.js';
 import { cleanEnv, installPlugin, root, serverlessBin, tempDir } from './support.js';
@@ -53,9 +51,17 @@ async function fixtureModules(dir: string): Promise<string> {
   const offline = join(modules, 'serverless-offline');
   await cp(join(root, 'node_modules', 'serverless-offline'), offline, { recursive: true });
   const controller = join(offline, ...CONTROLLER_PATH);
-  if (!(await readFile(controller, 'utf8')).includes(ORIGINAL)) {
-    // This repository's node_modules carries patches/serverless-offline+14.8.2.patch: take it off.
-    execFileSync('patch', ['-R', '-p3', '-s', '-d', offline, '-i', join(root, 'patches', 'serverless-offline+14.8.2.patch')]);
+  const text = await readFile(controller, 'utf8');
+  if (!text.includes(ORIGINAL)) {
+    // This repository's node_modules may still carry the patch-package patch it used
+    // before the plugin: put back the three lines as serverless-offline 14.8.2 ships them.
+    await writeFile(
+      controller,
+      text.replace(
+        /errorMessage: err\?\.message \?\? String\(err\),\n\s*\/\/ Like AWS Lambda[^\n]*\n(\s*)errorType: err\?\.name \|\| "Error",\n\s*trace: typeof err\?\.stack === "string" \? err\.stack\.split\("\\n"\) : \[\],/,
+        'errorMessage: err.message,\n$1errorType: "Error",\n$1trace: err.stack.split("\\n"),',
+      ),
+    );
   }
   assert.ok((await readFile(controller, 'utf8')).includes(ORIGINAL), 'the fixture has an unpatched serverless-offline');
   await installPlugin(dir);
