@@ -24,7 +24,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import dynalite from 'dynalite';
@@ -189,22 +189,38 @@ async function stopGroup(child: ChildProcess, log: (line: string) => void): Prom
   child.stdin?.destroy();
 }
 
-/** Resolves once every URL answers HTTP (any status); rejects if offline exits or the time runs out. */
-async function waitUntilReady(child: ChildProcess, urls: string[], stopped: () => boolean): Promise<void> {
+/** Whether something accepts TCP connections on 127.0.0.1:port now. */
+function accepts(portNumber: number): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect({ host: '127.0.0.1', port: portNumber });
+    socket.setTimeout(2_000);
+    socket.once('connect', () => {
+      socket.destroy();
+      done(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      done(false);
+    });
+    socket.once('error', () => done(false));
+  });
+}
+
+/**
+ * Resolves once offline listens on every port (a connection only: no request
+ * reaches a handler); rejects if offline exits or the time runs out.
+ */
+async function waitUntilListening(child: ChildProcess, ports: number[], stopped: () => boolean): Promise<void> {
   let exited = false;
   child.once('exit', () => (exited = true));
   const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (const url of urls) {
-    for (;;) {
+  for (const portNumber of ports) {
+    while (!(await accepts(portNumber))) {
       if (exited || stopped()) throw new Error('serverless-offline exited before it was ready (its output is above)');
-      try {
-        await fetch(url, { signal: AbortSignal.timeout(2_000) }).then((response) => response.body?.cancel());
-        break;
-      } catch {
-        if (Date.now() > deadline) throw new Error(`serverless-offline did not answer at ${url} within ${READY_TIMEOUT_MS / 1000} s`);
-        await sleep(250);
-      }
+      if (Date.now() > deadline) throw new Error(`serverless-offline did not listen on 127.0.0.1:${portNumber} within ${READY_TIMEOUT_MS / 1000} s`);
+      await sleep(250);
     }
+    if (exited || stopped()) throw new Error('serverless-offline exited before it was ready (its output is above)');
   }
 }
 
@@ -486,7 +502,7 @@ export async function runDev(options: DevOptions): Promise<number> {
     });
 
     const invokeUrl = `http://127.0.0.1:${lambdaPort}/2015-03-31/functions/${facts.functionName}/invocations`;
-    await waitUntilReady(child, [`http://127.0.0.1:${lambdaPort}/`, `http://127.0.0.1:${httpPort}/__manage__`], () => stopping);
+    await waitUntilListening(child, [lambdaPort, httpPort], () => stopping);
     await probeFunction(invokeUrl, facts.functionName);
     if (issuer) await rememberDevIssuer(issuer, env, dir);
 
