@@ -144,6 +144,27 @@ class Stack {
   }
 }
 
+/** The `curl` lines the stack printed, as a user would paste them. */
+function curlLines(stdout: string): string[] {
+  return stdout
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith('curl '));
+}
+
+async function hasCurl(): Promise<boolean> {
+  return run('curl', ['--version']).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Runs one printed line through the shell; its stdout parsed as JSON. */
+async function paste(line: string): Promise<any> {
+  const { stdout } = await run('sh', ['-c', line], { timeout: 60_000 });
+  return JSON.parse(stdout);
+}
+
 async function invoke(url: string, event: unknown): Promise<{ status: number; functionError: string | null; payload: any }> {
   const response = await fetch(url, { method: 'POST', body: JSON.stringify(event) });
   return { status: response.status, functionError: response.headers.get('x-amz-function-error'), payload: await response.json() };
@@ -387,6 +408,15 @@ describe('npm start', { timeout: BOOT_TIMEOUT_MS + 120_000 }, () => {
     assert.match(stack.stdout, /npm run token --/);
   });
 
+  it('prints curl lines that work as pasted', async (t) => {
+    if (!(await hasCurl())) return t.skip('no curl on this machine');
+    const [list, echo, direct] = curlLines(stack.stdout);
+    assert.ok(list && echo && direct, stack.stdout);
+    assert.ok((await paste(list)).commands.some((command: { name: string }) => command.name === 'echo'));
+    assert.deepEqual((await paste(echo)).result, { message: 'hello' });
+    assert.equal((await paste(direct)).status, 'succeeded');
+  });
+
   it('runs echo over HTTP with the printed token', async () => {
     const response = await post(`${api}/__manage__/echo`, stack.token, { data: { message: 'hi' } });
     const body = await response.json();
@@ -620,6 +650,12 @@ describe('middle-management dev in a fresh service folder', { timeout: BOOT_TIME
     assert.match(stack.stdout, /Allowed\s+reindex/);
     assert.match(stack.stdout, /curl -sS -X POST http:\/\/localhost:\d+\/__manage__\/reindex -H "Authorization: Bearer eyJ/);
     assert.match(stack.stdout, /npx middle-management dev token/);
+  });
+
+  it("prints a curl line that lists the service's command", async (t) => {
+    if (!(await hasCurl())) return t.skip('no curl on this machine');
+    const [list] = curlLines(stack.stdout);
+    assert.deepEqual((await paste(list!)).commands.map((command: { name: string }) => command.name), ['reindex']);
   });
 
   it("runs the service's own command with a token from `middle-management dev token`", async () => {
