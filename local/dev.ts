@@ -142,6 +142,12 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** Leaves a file alone when it holds the text already (another stack of the folder may be reading it). */
+async function writeIfChanged(file: string, text: string): Promise<void> {
+  const current = await readFile(file, 'utf8').catch(() => undefined);
+  if (current !== text) await writeFile(file, text);
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((done) => setTimeout(done, ms));
 }
@@ -363,6 +369,14 @@ export async function runDev(options: DevOptions): Promise<number> {
     await stopAll();
     finish(code);
   };
+  /** A signal may come at any await of the start: start nothing more, and stop what starts late. */
+  const own = (cleanup: () => Promise<void>) => {
+    if (stopping) void cleanup().catch((error: unknown) => log(`cleanup failed: ${String(error)}`));
+    else cleanups.push(cleanup);
+  };
+  const checkpoint = () => {
+    if (stopping) throw new Error('stopped while starting');
+  };
   const onSignal = () => void shutdown(0);
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const signal of signals) process.on(signal, onSignal);
@@ -417,7 +431,8 @@ export async function runDev(options: DevOptions): Promise<number> {
     const state = stateDir(dir);
     await mkdir(state, { recursive: true, mode: 0o700 });
     // Its key and pid files are nobody's to commit.
-    await writeFile(join(state, '.gitignore'), '# middle-management dev: local state (the dev issuer\'s key, the running stack)\n*\n');
+    await writeIfChanged(join(state, '.gitignore'), '# middle-management dev: local state (the dev issuer\'s key, the running stack)\n*\n');
+    checkpoint();
 
     // The service's names, while the local servers start.
     log(`reading the service's configuration (serverless ${tools.serverlessVersion}, stage ${stage})`);
@@ -426,6 +441,7 @@ export async function runDev(options: DevOptions): Promise<number> {
     printed.catch(() => {});
 
     if (embeddedDynamo) {
+      checkpoint();
       const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
       try {
         server.listen(dynamoPort, '127.0.0.1');
@@ -433,7 +449,7 @@ export async function runDev(options: DevOptions): Promise<number> {
       } catch (error) {
         throw new DevConfigError('DYNAMODB_PORT', `dynalite cannot listen on 127.0.0.1:${dynamoPort}: ${(error as Error).message}`);
       }
-      cleanups.push(
+      own(
         () =>
           new Promise<void>((done) => {
             server.closeAllConnections();
@@ -442,13 +458,15 @@ export async function runDev(options: DevOptions): Promise<number> {
       );
     }
     if (issuer) {
+      checkpoint();
       const started = await startDevIssuer(issuer).catch((error: Error) => {
         throw new DevConfigError('ISSUER_PORT', `the dev token issuer cannot listen on 127.0.0.1:${issuer!.port}: ${error.message}`);
       });
-      cleanups.push(() => started.close());
+      own(() => started.close());
     }
 
     const facts = serviceFacts(await printed, { stage, env });
+    checkpoint();
     if (!facts.usesOffline) {
       throw new ServiceError(`the service does not load serverless-offline: add it to \`plugins:\` in ${relative(dir, tools.configFile)} (after ${'serverless-middle-management/plugin'})`);
     }
@@ -468,7 +486,8 @@ export async function runDev(options: DevOptions): Promise<number> {
     );
 
     const preload = join(state, 'exit-with-parent.mjs');
-    await writeFile(preload, EXIT_WITH_PARENT_SOURCE);
+    await writeIfChanged(preload, EXIT_WITH_PARENT_SOURCE);
+    checkpoint();
     const child = spawn(
       process.execPath,
       [
@@ -493,7 +512,7 @@ export async function runDev(options: DevOptions): Promise<number> {
       // Own process group, so that stopping it reaches everything offline spawned.
       { cwd: dir, env, detached: true, stdio: ['pipe', 'inherit', 'inherit'] },
     );
-    cleanups.push(() => stopGroup(child, log));
+    own(() => stopGroup(child, log));
     log(`serverless-offline is process group ${child.pid}`);
     child.once('exit', (code, signal) => {
       if (stopping) return;
@@ -521,8 +540,9 @@ export async function runDev(options: DevOptions): Promise<number> {
       devIssuer: issuer !== undefined,
       startedAt: new Date().toISOString(),
     };
+    checkpoint();
     await writeFile(stackFile(dir), `${JSON.stringify(record, null, 2)}\n`);
-    cleanups.unshift(async () => {
+    own(async () => {
       // Another stack of this folder (other ports) may have written it since.
       if ((await readStackFile(dir))?.pid === process.pid) await rm(stackFile(dir), { force: true });
     });
