@@ -164,27 +164,25 @@ interface Bundle {
   metafile: Metafile;
 }
 
-/** A `manage` entry with synthetic commands, loaded lazily (as the registry does) or imported eagerly. */
+/** A `manage` entry with synthetic commands, loaded lazily (`() => import(…)`) or imported eagerly (as the example's registry does). */
 function syntheticPlugin(count: number, eager: boolean): Plugin {
   const names = Array.from({ length: count }, (_, i) => `synthetic-${String(i + 1).padStart(2, '0')}`);
   const entry = [
-    // Resolved from example/handlers/, where the example's own entry lives.
-    "import { commandLoaders } from '../commands/index.js';",
-    "import { loadConfig } from '../../src/config.js';",
-    "import { createManageHandler } from '../../src/handler/create.js';",
+    // Resolved from example/handlers, as the example's own handler is: the package as installed there.
+    "import { createManageHandler } from 'serverless-middle-management';",
+    "import { commandLoaders as shipped } from '../commands/index.js';",
     ...(eager ? names.map((name, i) => `import c${i} from 'synthetic:command/${name}';`) : []),
     'export const commands = {',
-    '  ...commandLoaders,',
+    '  ...shipped,',
     ...names.map((name, i) =>
       eager ? `  '${name}': async () => ({ default: c${i} }),` : `  '${name}': () => import('synthetic:command/${name}'),`,
     ),
     '};',
-    'export const handler = createManageHandler(loadConfig(process.env, Object.keys(commands)), { commands });',
+    'export const handler = createManageHandler({ commands });',
   ].join('\n');
   // A command of typical size: a schema of a few fields, a run and a plan.
   const command = (name: string) => `
-import { Type } from '@sinclair/typebox';
-import { defineCommand } from '../../src/command.js';
+import { Type, defineCommand } from 'serverless-middle-management';
 export default defineCommand({
   description: 'Synthetic command ${name}: rotates the ${name} cache entries of one tenant.',
   args: Type.Object({

@@ -4,6 +4,7 @@
  * code is loaded when it runs, so that `mm --help` starts fast.
  */
 import { Command, CommanderError, Option } from 'commander';
+import { registerDev } from './commands/dev.js';
 import { CliError, EXIT_CODE_HELP, Exit } from './errors.js';
 import { colors, err, errLine, exit, outRaw } from './io.js';
 import type { GlobalOptions, Session } from './session.js';
@@ -242,6 +243,8 @@ with --json exactly the response body. Exit code: 0 succeeded, 1 failed, 5 timed
         return listProfiles(options);
       }),
     );
+
+  registerDev(program);
 
   return program;
 }

@@ -1,7 +1,8 @@
 /**
- * A development OIDC token issuer for the local stack (CONTRACT §6): one ES256
- * key pair, generated on first use and kept in `.local/dev-issuer.json`, a JWKS
- * endpoint on 127.0.0.1, and {@link signDevToken} for `npm start` and `npm run token`.
+ * A development OIDC token issuer for the local stack (CONTRACT §6, §8): one ES256
+ * key pair, generated on first use and kept in the service's
+ * `.middle-management/dev-issuer.json`, a JWKS endpoint on 127.0.0.1, and
+ * {@link signDevToken} for `middle-management dev` and `middle-management dev token`.
  *
  * The stack trusts this issuer exactly as production trusts a real one: through
  * MANAGE_JWT_ISSUER / MANAGE_JWT_AUDIENCE and the JWKS it serves. Never deploy it.
@@ -10,7 +11,6 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SignJWT, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 
 export const DEV_AUDIENCE = 'middle-management-local';
@@ -18,11 +18,15 @@ export const DEFAULT_ISSUER_PORT = 3005;
 const ALG = 'ES256';
 const HOST = '127.0.0.1';
 
-const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+/** Where the local stack keeps its state, in the service's folder (never in node_modules). */
+export const STATE_DIR = '.middle-management';
 
-/** `DEV_ISSUER_FILE` points elsewhere, e.g. so a test's stack leaves the developer's file alone. */
-export function devIssuerFile(env: NodeJS.ProcessEnv = process.env): string {
-  return env.DEV_ISSUER_FILE ? resolve(env.DEV_ISSUER_FILE) : resolve(projectRoot, '.local', 'dev-issuer.json');
+/**
+ * The issuer's key file: `<service>/.middle-management/dev-issuer.json`, or
+ * `DEV_ISSUER_FILE` (e.g. so a test's stack leaves the developer's key alone).
+ */
+export function devIssuerFile(env: NodeJS.ProcessEnv = process.env, serviceDir: string = process.cwd()): string {
+  return env.DEV_ISSUER_FILE ? resolve(env.DEV_ISSUER_FILE) : resolve(serviceDir, STATE_DIR, 'dev-issuer.json');
 }
 
 export interface DevIssuerState {
@@ -84,10 +88,10 @@ async function writeState(file: string, state: DevIssuerState, exclusive: boolea
  * a new port is written back at once (see also {@link rememberDevIssuer}).
  */
 export async function loadDevIssuer(
-  options: { env?: NodeJS.ProcessEnv; persistPort?: boolean } = {},
+  options: { env?: NodeJS.ProcessEnv; serviceDir?: string; persistPort?: boolean } = {},
 ): Promise<DevIssuerState> {
   const env = options.env ?? process.env;
-  const file = devIssuerFile(env);
+  const file = devIssuerFile(env, options.serviceDir);
   const requestedPort = parsePort(env.ISSUER_PORT);
 
   let state = await readState(file);
@@ -121,12 +125,16 @@ export async function loadDevIssuer(
 }
 
 /**
- * Writes the issuer's port back, so that a later `npm run token` signs for the
+ * Writes the issuer's port back, so that a later `dev token` signs for the
  * stack now running. The stack calls it once it is up: a start that fails
  * (a port in use) must not redirect the tokens of a stack that runs.
  */
-export async function rememberDevIssuer(state: DevIssuerState, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const file = devIssuerFile(env);
+export async function rememberDevIssuer(
+  state: DevIssuerState,
+  env: NodeJS.ProcessEnv = process.env,
+  serviceDir: string = process.cwd(),
+): Promise<void> {
+  const file = devIssuerFile(env, serviceDir);
   const saved = await readState(file);
   if (saved?.port !== state.port || saved.kid !== state.kid) await writeState(file, state, false);
 }

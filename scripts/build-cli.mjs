@@ -5,7 +5,7 @@
  *
  *   node scripts/build-cli.mjs [--outdir DIR] [--quiet]
  *
- * Runs from `postinstall` (after `npm ci`/`npm install`) and `npm run build:cli`.
+ * Runs from `npm run build` (scripts/build.mjs, which `prepare` runs after `npm ci`/`npm install`) and `npm run build:cli`.
  * Where the sources or esbuild are absent (an installed package that ships
  * dist/ already), it does nothing.
  */

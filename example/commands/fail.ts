@@ -1,5 +1,4 @@
-import * as Type from '@sinclair/typebox';
-import { defineCommand } from '../../src/command.js';
+import { Type, defineCommand } from 'serverless-middle-management';
 
 export default defineCommand({
   description: 'Throws an error; checks how failures are reported and audited.',

@@ -1,5 +1,4 @@
-import * as Type from '@sinclair/typebox';
-import { defineCommand } from '../../src/command.js';
+import { Type, defineCommand } from 'serverless-middle-management';
 
 export default defineCommand({
   description: 'Does nothing; checks that the pipeline, auth and audit work.',

@@ -1,6 +1,5 @@
 import { setTimeout as wait } from 'node:timers/promises';
-import * as Type from '@sinclair/typebox';
-import { defineCommand } from '../../src/command.js';
+import { Type, defineCommand } from 'serverless-middle-management';
 
 export default defineCommand({
   description: 'Waits a number of milliseconds; stops early when its time limit aborts it.',

@@ -1,7 +1,9 @@
 /**
- * `serverless package` works offline, without AWS credentials, and produces the
- * stack CONTRACT §1/§4 describe: the audit and state tables as src/stores/audit/table.ts
- * defines them, the two HTTP API routes, a least-privilege role and a
+ * `serverless package` of the example service works offline, without AWS
+ * credentials, and produces the stack CONTRACT §1/§4 describe — all of it added
+ * by serverless-middle-management/plugin, nothing written out in serverless.yml:
+ * the audit and state tables as src/stores/audit/table.ts defines them, the two
+ * HTTP API routes, a least-privilege role of the function's own and a
  * self-contained bundle.
  *
  * For prod it also pins what must never silently change (issue 7): runtime
@@ -16,6 +18,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -26,43 +29,53 @@ import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { build } from 'esbuild';
 import { serviceBuild } from '../../bench/esbuild-options.js';
 import { auditTableDefinition, stateTableDefinition } from '../../src/stores/audit/table.js';
+import { TASK_TOKEN_ACTIONS } from '../../plugin/resources.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const serverlessBin = join(root, 'node_modules', 'serverless', 'bin', 'serverless.js');
 
+/** What the example's block sets in every stage (the issuer and audit key come from the deploy environment). */
 const MANAGE_VARIABLES = [
   'MANAGE_ALLOW_LIST',
-  'MANAGE_COGNITO_USER_POOL_ID',
-  'MANAGE_COGNITO_CLIENT_ID',
-  'MANAGE_COGNITO_TOKEN_USE',
-  'MANAGE_JWT_ISSUER',
-  'MANAGE_JWT_AUDIENCE',
-  'MANAGE_JWT_JWKS_URI',
-  'MANAGE_COMMAND_GROUPS',
-  'MANAGE_AUDITOR_GROUPS',
   'MANAGE_AUDIT_TABLE',
+  'MANAGE_STATE_TABLE',
   'MANAGE_MAX_BODY_BYTES',
   'MANAGE_HTTP_TIME_LIMIT_MS',
-  'MANAGE_EXCLUSIVE',
-  'MANAGE_APPROVAL',
   'MANAGE_IDEMPOTENCY_TTL_SECONDS',
-  'MANAGE_STATE_TABLE',
   'MANAGE_APPROVAL_TTL_SECONDS',
-  'MANAGE_AUDIT_HMAC_KEY',
 ];
-const AUDIT_TABLE = { 'Fn::GetAtt': ['AuditTable', 'Arn'] };
-const AUDIT_INDEXES = { 'Fn::Sub': '${AuditTable.Arn}/index/*' };
-const STATE_TABLE = { 'Fn::GetAtt': ['StateTable', 'Arn'] };
+/** The prod policy of serverless.yml's params.prod. */
+const PROD_POLICY = {
+  MANAGE_ALLOW_LIST: 'noop,echo,sleep',
+  MANAGE_COMMAND_GROUPS: '{"sleep":["ops"]}',
+  MANAGE_AUDITOR_GROUPS: 'auditors',
+  MANAGE_EXCLUSIVE: 'sleep',
+};
+const AUDIT_TABLE = { 'Fn::GetAtt': ['MiddleManagementAuditTable', 'Arn'] };
+const AUDIT_INDEXES = { 'Fn::Sub': '${MiddleManagementAuditTable.Arn}/index/*' };
+const STATE_TABLE = { 'Fn::GetAtt': ['MiddleManagementStateTable', 'Arn'] };
+const FAILURE_QUEUE = { 'Fn::GetAtt': ['MiddleManagementFailureQueue', 'Arn'] };
 const SELF = { 'Fn::Sub': 'arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:middle-management-prod-manage' };
-const STATE_MACHINES = { 'Fn::Sub': 'arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:*' };
+const LOG_GROUP = 'arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/middle-management-prod-manage';
 /** What each resource may be asked: the audit trail is append-only. */
 const ALLOWED_ACTIONS = new Map<string, Set<string>>([
+  [JSON.stringify({ 'Fn::Sub': `${LOG_GROUP}:*` }), new Set(['logs:CreateLogStream'])],
+  [JSON.stringify({ 'Fn::Sub': `${LOG_GROUP}:log-stream:*` }), new Set(['logs:PutLogEvents'])],
   [JSON.stringify(AUDIT_TABLE), new Set(['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:Query'])],
   [JSON.stringify(AUDIT_INDEXES), new Set(['dynamodb:Query'])],
   [JSON.stringify(STATE_TABLE), new Set(['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'])],
   [JSON.stringify(SELF), new Set(['lambda:InvokeFunction'])],
-  [JSON.stringify(STATE_MACHINES), new Set(['states:SendTaskSuccess', 'states:SendTaskFailure'])],
+  [JSON.stringify(FAILURE_QUEUE), new Set(['sqs:SendMessage'])],
+  // The Service Authorization Reference lists no resource type for states:SendTask*:
+  // only "*" matches them (docs/plugin.md). Nothing else may be granted on "*".
+  [JSON.stringify('*'), new Set(TASK_TOKEN_ACTIONS)],
 ]);
+
+/** The one statement allowed on "*": Step Functions' task-token callbacks, which accept no resource type. */
+function isTaskTokenStatement(statement: { Action: unknown; Resource: unknown }): boolean {
+  const actions = [statement.Action].flat() as string[];
+  return actions.length > 0 && actions.every((action) => (TASK_TOKEN_ACTIONS as readonly string[]).includes(action));
+}
 
 /** Actions that change or remove existing items: never on the append-only audit table or its indexes. */
 const AUDIT_FORBIDDEN_ACTIONS = [
@@ -78,8 +91,8 @@ const AUDIT_FORBIDDEN_ACTIONS = [
   'dynamodb:RestoreTableToPointInTime',
 ];
 /**
- * Set deliberately in serverless.yml (provider.memorySize / provider.timeout, each
- * with a comment saying why): 1024 MB because Lambda's CPU share scales with memory
+ * Set deliberately in serverless.yml (custom.middleManagement.memorySize / timeout,
+ * the plugin's defaults, each with a comment saying why): 1024 MB because Lambda's CPU share scales with memory
  * and a management call is nearly always a cold start (JWKS fetch, SDK init); 900 s
  * because direct invocations run a command up to its own limit (`sleep` allows
  * 15 minutes), HTTP runs being capped in code below API Gateway's 30 s.
@@ -116,6 +129,32 @@ async function packageStage(stage: string): Promise<Packaged> {
   };
 }
 
+/**
+ * `example/node_modules/serverless-middle-management` as a user has it: the
+ * package's manifest (its `exports` map), the compiled library (dist/src, built by
+ * `npm run build`) and the plugin built here from plugin/, so that this test
+ * checks the plugin's current source.
+ */
+async function installPackage(example: string): Promise<void> {
+  const pkg = join(example, 'node_modules', 'serverless-middle-management');
+  await mkdir(join(pkg, 'dist', 'plugin'), { recursive: true });
+  await cp(join(root, 'package.json'), join(pkg, 'package.json'));
+  for (const entry of ['src', 'cjs']) {
+    if (existsSync(join(root, 'dist', entry))) await symlink(join(root, 'dist', entry), join(pkg, 'dist', entry), 'dir');
+  }
+  assert.ok(existsSync(join(pkg, 'dist', 'src', 'index.js')), 'the library is not built: npm run build');
+  await build({
+    entryPoints: [join(root, 'plugin', 'index.ts')],
+    outfile: join(pkg, 'dist', 'plugin', 'index.js'),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    logLevel: 'silent',
+  });
+}
+
 function ofType(template: Template, type: string) {
   return Object.entries(template.Resources).filter(([, resource]) => resource.Type === type);
 }
@@ -131,9 +170,14 @@ describe('serverless package', { timeout: 180_000 }, () => {
     work = await mkdtemp(join(tmpdir(), 'mm-package-'));
     const project = join(work, 'project');
     for (const entry of ['package.json', 'tsconfig.json', 'src', 'example']) {
-      await cp(join(root, entry), join(project, entry), { recursive: true });
+      await cp(join(root, entry), join(project, entry), {
+        recursive: true,
+        // The example's own installs and build output are not part of it.
+        filter: (source) => !/[\\/]example[\\/](node_modules|\.esbuild|\.serverless|\.middle-management)([\\/]|$)/.test(source),
+      });
     }
     await symlink(join(root, 'node_modules'), join(project, 'node_modules'), 'dir');
+    await installPackage(join(project, 'example'));
     packaged.prod = await packageStage('prod');
     packaged.dev = await packageStage('dev');
   });
@@ -156,14 +200,15 @@ describe('serverless package', { timeout: 180_000 }, () => {
       const { Resources } = packaged[stage]!.template;
       assert.equal(ofType(packaged[stage]!.template, 'AWS::DynamoDB::Table').length, 2);
 
-      const audit = Resources.AuditTable!;
+      const audit = Resources.MiddleManagementAuditTable!;
       assertSameLayout(audit.Properties, auditTableDefinition(`middle-management-${stage}-audit`));
       assert.deepEqual(audit.Properties.PointInTimeRecoverySpecification, { PointInTimeRecoveryEnabled: true });
       assert.equal(audit.DeletionPolicy, 'Retain');
       assert.equal(audit.UpdateReplacePolicy, 'Retain');
+      assert.equal(audit.Properties.DeletionProtectionEnabled, true);
 
-      const state = Resources.StateTable!;
-      assertSameLayout(state.Properties, stateTableDefinition(`middle-management-${stage}-state`));
+      const state = Resources.MiddleManagementStateTable!;
+      assertSameLayout(state.Properties, stateTableDefinition(`middle-management-${stage}-mm-state`));
       assert.deepEqual(state.Properties.TimeToLiveSpecification, { AttributeName: 'ttl', Enabled: true });
 
       const variables = ofType(packaged[stage]!.template, 'AWS::Lambda::Function')[0]![1].Properties.Environment.Variables;
@@ -190,24 +235,30 @@ describe('serverless package', { timeout: 180_000 }, () => {
       for (const name of MANAGE_VARIABLES) assert.equal(typeof variables[name], 'string', `${name} is not set for ${stage}`);
       assert.equal(variables.NODE_OPTIONS, '--enable-source-maps');
       assert.equal(variables.AWS_ENDPOINT_URL_DYNAMODB, undefined);
+      // Its own role, not the framework's shared one.
+      assert.deepEqual(props.Role, { 'Fn::GetAtt': ['MiddleManagementRole', 'Arn'] });
     }
     const dev = ofType(packaged.dev!.template, 'AWS::Lambda::Function')[0]![1].Properties.Environment.Variables;
     assert.equal(dev.MANAGE_ALLOW_LIST, 'noop,echo,sleep,fail');
+    const prod = ofType(packaged.prod!.template, 'AWS::Lambda::Function')[0]![1].Properties.Environment.Variables;
+    for (const [name, value] of Object.entries(PROD_POLICY)) assert.equal(prod[name], value, name);
   });
 
-  it('grants only what each resource needs: no UpdateItem, no wildcard', () => {
-    const roles = ofType(packaged.prod!.template, 'AWS::IAM::Role').filter(([name]) => name === 'IamRoleLambdaExecution');
+  it('grants only what each resource needs: no UpdateItem, no wildcard action, "*" only for SendTask*', () => {
+    const roles = ofType(packaged.prod!.template, 'AWS::IAM::Role').filter(([name]) => name === 'MiddleManagementRole');
     assert.equal(roles.length, 1);
+    // Every function has a role of its own: the framework's shared role is not even created.
+    assert.equal(packaged.prod!.template.Resources.IamRoleLambdaExecution, undefined);
     const statements = roles[0]![1].Properties.Policies.flatMap((policy: any) => policy.PolicyDocument.Statement);
-    // Everything but the framework's own CloudWatch Logs statements.
-    const granted = statements.filter((statement: any) => [statement.Action].flat().some((action: string) => !action.startsWith('logs:')));
-    assert.ok(granted.length > 0);
+    assert.ok(statements.length > 0);
     for (const statement of statements) {
       assert.equal(statement.Effect, 'Allow');
-      for (const resource of [statement.Resource].flat()) assert.notEqual(resource, '*', JSON.stringify(statement));
+      for (const resource of [statement.Resource].flat()) {
+        if (resource === '*') assert.ok(isTaskTokenStatement(statement), JSON.stringify(statement));
+      }
       for (const action of [statement.Action].flat()) assert.ok(!action.endsWith('*'), `wildcard action ${action}`);
     }
-    for (const statement of granted) {
+    for (const statement of statements) {
       for (const resource of [statement.Resource].flat()) {
         const allowed = ALLOWED_ACTIONS.get(JSON.stringify(resource));
         assert.ok(allowed, `unexpected resource ${JSON.stringify(resource)}`);
@@ -216,6 +267,13 @@ describe('serverless package', { timeout: 180_000 }, () => {
         }
       }
     }
+  });
+
+  it('asynchronous invocations that fail land in an encrypted queue; no Lambda retries', () => {
+    const config = packaged.prod!.template.Resources.ManageLambdaEvConf!;
+    assert.equal(config.Properties.MaximumRetryAttempts, 0);
+    assert.deepEqual(config.Properties.DestinationConfig.OnFailure.Destination, FAILURE_QUEUE);
+    assert.equal(packaged.prod!.template.Resources.MiddleManagementFailureQueue!.Properties.SqsManagedSseEnabled, true);
   });
 
   it('the example state machine is the ASL file, and its role may invoke the manage function only', async () => {
@@ -243,7 +301,7 @@ describe('serverless package', { timeout: 180_000 }, () => {
     // The HTTP window (MANAGE_HTTP_TIME_LIMIT_MS) must fit in the function's timeout.
     const httpLimitMs = Number(fn.Properties.Environment.Variables.MANAGE_HTTP_TIME_LIMIT_MS);
     assert.ok(httpLimitMs > 0 && httpLimitMs < fn.Properties.Timeout * 1000, `MANAGE_HTTP_TIME_LIMIT_MS ${httpLimitMs}`);
-    // "Deliberately": serverless.yml sets both itself, each under a comment that says why.
+    // "Deliberately": serverless.yml sets both in the plugin block, each under a comment that says why.
     const yml = (await readFile(join(root, 'example', 'serverless.yml'), 'utf8')).split('\n');
     for (const [key, value] of [['memorySize', MEMORY_SIZE_MB], ['timeout', TIMEOUT_SECONDS]] as const) {
       const line = yml.findIndex((text) => new RegExp(`^\\s+${key}:\\s*${value}\\s*$`).test(text));
@@ -253,8 +311,9 @@ describe('serverless package', { timeout: 180_000 }, () => {
   });
 
   it('prod: the audit table is retained, with point-in-time recovery and encryption', () => {
-    const audit = packaged.prod!.template.Resources.AuditTable!;
+    const audit = packaged.prod!.template.Resources.MiddleManagementAuditTable!;
     assert.equal(audit.Type, 'AWS::DynamoDB::Table');
+    assert.equal(audit.Properties.DeletionProtectionEnabled, true);
     assert.equal(audit.DeletionPolicy, 'Retain');
     assert.equal(audit.UpdateReplacePolicy, 'Retain');
     assert.deepEqual(audit.Properties.PointInTimeRecoverySpecification, { PointInTimeRecoveryEnabled: true });
@@ -267,6 +326,7 @@ describe('serverless package', { timeout: 180_000 }, () => {
       .flatMap((policy: any) => [policy.PolicyDocument.Statement].flat());
     assert.ok(statements.length > 0);
     const mentionsAudit = (resource: unknown) => /AuditTable|-audit\b/.test(JSON.stringify(resource));
+    assert.ok(statements.some(isTaskTokenStatement), 'stepFunctions: true grants the task-token callbacks');
     for (const statement of statements) {
       const label = JSON.stringify(statement);
       assert.equal(statement.NotResource, undefined, `NotResource grants everything else: ${label}`);
@@ -274,6 +334,7 @@ describe('serverless package', { timeout: 180_000 }, () => {
       const resources = [statement.Resource].flat();
       assert.ok(resources.length > 0 && resources.every((r) => r !== undefined), label);
       for (const resource of resources) {
+        if (resource === '*' && isTaskTokenStatement(statement)) continue;
         assert.notEqual(resource, '*', `a * resource: ${label}`);
         // Nor a table or account wildcard that would take in the audit table.
         if (typeof resource === 'string') assert.doesNotMatch(resource, /(^|:)\*$|:table\/\*/, label);
