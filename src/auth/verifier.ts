@@ -8,33 +8,17 @@
  * at most one line per reason and issuer per minute per instance.
  */
 import { CognitoJwtVerifier, JwtVerifier } from 'aws-jwt-verify';
-import {
-  CognitoJwtInvalidClientIdError,
-  CognitoJwtInvalidTokenUseError,
-  FetchError,
-  JwkInvalidKtyError,
-  JwkInvalidUseError,
-  JwksValidationError,
-  JwkValidationError,
-  JwtExpiredError,
-  JwtInvalidAudienceError,
-  JwtInvalidIssuerError,
-  JwtInvalidSignatureAlgorithmError,
-  JwtInvalidSignatureError,
-  JwtNotBeforeError,
-  JwtParseError,
-  JwtWithoutValidKidError,
-  KidNotFoundInJwksError,
-  WaitPeriodNotYetEndedJwkError,
-} from 'aws-jwt-verify/error';
-import { SimpleFetcher, type Fetcher } from 'aws-jwt-verify/https';
+import type { Fetcher } from 'aws-jwt-verify/https';
 import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
-import type { Actor } from '../command.js';
 import { isLoopbackHost, normalizeIssuer, type CognitoIssuerConfig, type ManageConfig, type OidcIssuerConfig } from '../config.js';
 import { Unauthorized } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
+import { actorFromClaims, claimAt, decodeUnverified, statedTokenType, type TokenActor } from './claims.js';
+import { BackoffFetcher, DiscoveryError, LoopbackAwareFetcher, describeFailure } from './fetchers.js';
+import { LogLimiter, REFUSAL_LOG_INTERVAL_MS, classify, clip, describeToken, type RefusalReason, type RefusalTarget } from './refusals.js';
 
-export type TokenActor = Extract<Actor, { kind: 'token' }>;
+export { claimAt, groupsOf, type TokenActor } from './claims.js';
+export { REFUSAL_LOG_INTERVAL_MS, type RefusalReason } from './refusals.js';
 
 export interface TokenVerifier {
   /**
@@ -57,28 +41,6 @@ export interface TokenVerifierOptions {
 
 /** Tokens longer than this are refused before any parsing. */
 export const MAX_TOKEN_LENGTH = 16 * 1024;
-/** One `auth.token_refused` line per reason and issuer per this many milliseconds. */
-export const REFUSAL_LOG_INTERVAL_MS = 60_000;
-
-/** Why a token was refused: the `reason` of an `auth.token_refused` log line. */
-export type RefusalReason =
-  | 'malformed'
-  | 'unknown_issuer'
-  | 'discovery_failed'
-  | 'discovery_issuer_mismatch'
-  | 'jwks_fetch_failed'
-  | 'missing_kid'
-  | 'unknown_kid'
-  | 'bad_algorithm'
-  | 'bad_signature'
-  | 'expired'
-  | 'not_yet_valid'
-  | 'wrong_issuer'
-  | 'wrong_audience'
-  | 'wrong_client'
-  | 'wrong_token_type'
-  | 'missing_claim'
-  | 'verification_failed';
 
 /** Build the verifiers once, at cold start, for the issuers the config names. */
 export function createTokenVerifier(config: ManageConfig, options: TokenVerifierOptions = {}): TokenVerifier {
@@ -170,7 +132,7 @@ export function createTokenVerifier(config: ManageConfig, options: TokenVerifier
   };
 }
 
-interface IssuerTarget {
+interface IssuerTarget extends RefusalTarget {
   readonly issuer: string;
   readonly groupsClaims: readonly string[];
   verify(token: string): Promise<Record<string, unknown>>;
@@ -204,18 +166,6 @@ class CognitoIssuer implements IssuerTarget {
   }
   expected() {
     return { clientIds: this.config.clientIds, tokenUse: this.config.tokenUse };
-  }
-}
-
-/** A discovery document could not be used; `reason` says how. */
-class DiscoveryError extends Error {
-  override readonly name = 'DiscoveryError';
-  constructor(
-    readonly reason: 'discovery_failed' | 'discovery_issuer_mismatch',
-    readonly url: string,
-    readonly outcome: string,
-  ) {
-    super(`${url}: ${outcome}`);
   }
 }
 
@@ -333,246 +283,5 @@ class OidcIssuer implements IssuerTarget {
       return { reason: 'missing_claim' as const, fields: { claim: 'aud', expectedAudience: audiences, ...(typeof payload.client_id === 'string' ? { clientId: clip(payload.client_id) } : {}) } };
     }
     return { reason: 'wrong_audience' as const, fields: { expectedAudience: audiences } };
-  }
-}
-
-/**
- * The type a token states for itself: RFC 9068 `typ: at+jwt` header, Cognito's
- * `token_use` claim, Keycloak's `typ` claim (`Bearer`, `ID`, `Refresh`…).
- */
-function statedTokenType(header: Record<string, unknown>, payload: Record<string, unknown>): 'access' | 'id' | 'other' | undefined {
-  const typ = typeof header.typ === 'string' ? header.typ.toLowerCase() : undefined;
-  if (typ === 'at+jwt' || typ === 'application/at+jwt') return 'access';
-  if (payload.token_use === 'access' || payload.token_use === 'id') return payload.token_use;
-  if (payload.token_use !== undefined) return 'other';
-  if (typeof payload.typ === 'string') {
-    const claim = payload.typ.toLowerCase();
-    if (claim === 'bearer') return 'access';
-    if (claim === 'id') return 'id';
-    return 'other';
-  }
-  return undefined;
-}
-
-/** aws-jwt-verify's error (or a plain crypto Error) → a reason and what the operator needs to know about it. */
-function classify(error: unknown, target: IssuerTarget): { reason: RefusalReason; fields: Record<string, unknown> } {
-  const jwks = () => ({ jwksUri: target.jwksUri() });
-  if (error instanceof DiscoveryError) return { reason: error.reason, fields: { discovery: error.url, outcome: error.outcome } };
-  if (error instanceof FetchError || error instanceof JwksValidationError || error instanceof JwkValidationError || error instanceof BackingOffError || error instanceof FetchFailedError) {
-    return { reason: 'jwks_fetch_failed', fields: { ...jwks(), outcome: describeFailure(error) } };
-  }
-  if (error instanceof JwtWithoutValidKidError) return { reason: 'missing_kid', fields: jwks() };
-  if (error instanceof KidNotFoundInJwksError || error instanceof WaitPeriodNotYetEndedJwkError) {
-    return { reason: 'unknown_kid', fields: { ...jwks(), outcome: error instanceof WaitPeriodNotYetEndedJwkError ? 'not in the JWKS; refetch held back' : 'not in the JWKS' } };
-  }
-  if (error instanceof JwtInvalidSignatureAlgorithmError || error instanceof JwkInvalidUseError || error instanceof JwkInvalidKtyError) {
-    return { reason: 'bad_algorithm', fields: { outcome: describeFailure(error) } };
-  }
-  if (error instanceof JwtInvalidSignatureError) return { reason: 'bad_signature', fields: jwks() };
-  if (error instanceof JwtExpiredError) return { reason: 'expired', fields: {} };
-  if (error instanceof JwtNotBeforeError) return { reason: 'not_yet_valid', fields: {} };
-  if (error instanceof JwtInvalidIssuerError) return { reason: 'wrong_issuer', fields: {} };
-  if (error instanceof JwtInvalidAudienceError) return { reason: 'wrong_audience', fields: target instanceof CognitoIssuer ? target.expected() : {} };
-  if (error instanceof CognitoJwtInvalidClientIdError) return { reason: 'wrong_client', fields: target instanceof CognitoIssuer ? target.expected() : {} };
-  if (error instanceof CognitoJwtInvalidTokenUseError) {
-    return { reason: 'wrong_token_type', fields: target instanceof CognitoIssuer ? target.expected() : {} };
-  }
-  if (error instanceof JwtParseError) return { reason: 'malformed', fields: {} };
-  // A malformed ES256 signature makes node:crypto throw a plain Error: still only a bad signature.
-  if (error instanceof Error && error.constructor === Error) return { reason: 'bad_signature', fields: { ...jwks(), outcome: describeFailure(error) } };
-  return { reason: 'verification_failed', fields: { outcome: describeFailure(error) } };
-}
-
-/** What a log line may say about an unverified token: who issued it, for whom, which key, no values that prove anything. */
-function describeToken(header: Record<string, unknown>, payload: Record<string, unknown>): Record<string, unknown> {
-  const aud = payload.aud;
-  return {
-    issuer: clip(payload.iss),
-    ...(aud !== undefined ? { audience: Array.isArray(aud) ? aud.slice(0, 5).map(clip) : clip(aud) } : {}),
-    kid: clip(header.kid),
-    alg: clip(header.alg),
-    ...(header.typ !== undefined ? { typ: clip(header.typ) } : {}),
-  };
-}
-
-function clip(value: unknown): unknown {
-  if (typeof value === 'string') return value.length > 200 ? `${value.slice(0, 200)}…` : value;
-  if (value === undefined || value === null || typeof value === 'number' || typeof value === 'boolean') return value;
-  return `(${Array.isArray(value) ? 'array' : typeof value})`;
-}
-
-function describeFailure(error: unknown): string {
-  const ours = error instanceof FetchFailedError || error instanceof BackingOffError || error instanceof DiscoveryError;
-  const message = error instanceof Error ? `${error.name === 'Error' || ours ? '' : `${error.constructor.name}: `}${error.message}` : String(error);
-  return message.length > 300 ? `${message.slice(0, 300)}…` : message;
-}
-
-/** The verified claims we act on. */
-function actorFromClaims(payload: Record<string, unknown>, groupsClaims: readonly string[]): TokenActor {
-  const username = stringClaim(payload['cognito:username']) ?? stringClaim(payload['username']) ?? stringClaim(payload['preferred_username']);
-  return {
-    kind: 'token',
-    issuer: payload.iss as string,
-    subject: payload.sub as string,
-    ...(username ? { username } : {}),
-    groups: groupsOf(payload, groupsClaims),
-    scopes: scopesOf(payload),
-  };
-}
-
-function stringClaim(value: unknown): string | undefined {
-  return typeof value === 'string' && value !== '' ? value : undefined;
-}
-
-/**
- * The value at a claim path: the claim of that exact name if there is one
- * (`cognito:groups`, Auth0's `https://example.com/roles`), else the path split
- * on dots (`realm_access.roles`). Own properties only.
- */
-export function claimAt(payload: Record<string, unknown>, path: string): unknown {
-  if (Object.hasOwn(payload, path)) return payload[path];
-  let value: unknown = payload;
-  for (const segment of path.split('.')) {
-    if (typeof value !== 'object' || value === null || Array.isArray(value) || !Object.hasOwn(value, segment)) return undefined;
-    value = (value as Record<string, unknown>)[segment];
-  }
-  return value;
-}
-
-/**
- * Groups from every configured claim path. A string is ONE group (`"external
- * auditors"` is not `auditors`); an array's strings are groups. A group path
- * (`/ops`, Keycloak's group membership) also counts without its leading `/`
- * (`ops`); `/eng/ops` counts as `eng/ops`, never as `ops`.
- */
-export function groupsOf(payload: Record<string, unknown>, groupsClaims: readonly string[]): string[] {
-  const groups = new Set<string>();
-  for (const path of groupsClaims) {
-    const value = claimAt(payload, path);
-    const items = typeof value === 'string' ? [value] : Array.isArray(value) ? value : [];
-    for (const item of items) {
-      if (typeof item !== 'string' || item === '') continue;
-      groups.add(item);
-      if (item.startsWith('/') && item.length > 1) groups.add(item.slice(1));
-    }
-  }
-  return [...groups];
-}
-
-/** OAuth scopes: `scope` (RFC 8693/9068: one space-separated string) or `scp` (Entra: string; Okta: array). */
-function scopesOf(payload: Record<string, unknown>): string[] {
-  const value = payload['scope'] ?? payload['scp'];
-  if (typeof value === 'string') return value.split(' ').filter(Boolean);
-  if (Array.isArray(value)) return value.filter((item): item is string => typeof item === 'string' && item !== '');
-  return [];
-}
-
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
-
-/**
- * Header and payload of a compact JWS, unverified. RFC 7519 §7.2: they are
- * UTF-8; decoded leniently, distinct byte strings would read as one claim.
- */
-function decodeUnverified(token: string): { header: Record<string, unknown>; payload: Record<string, unknown> } | undefined {
-  const parts = token.split('.');
-  if (parts.length !== 3 || !/^[A-Za-z0-9_-]+$/.test(parts[2]!)) return undefined;
-  try {
-    const [header, payload] = parts.slice(0, 2).map((part) => {
-      if (!/^[A-Za-z0-9_-]*$/.test(part)) throw new Error('not base64url');
-      const value: unknown = JSON.parse(strictUtf8.decode(Buffer.from(part, 'base64url')));
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not an object');
-      return value as Record<string, unknown>;
-    });
-    return { header: header!, payload: payload! };
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * aws-jwt-verify fetches over https only. A development issuer on this
- * machine serves plain http; the config allows that for loopback hosts only,
- * and so does this fetcher.
- */
-class LoopbackAwareFetcher implements Fetcher {
-  private readonly https = new SimpleFetcher();
-
-  async fetch(uri: string, requestOptions?: Record<string, unknown>, data?: ArrayBuffer): Promise<ArrayBuffer> {
-    const url = new URL(uri);
-    if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) {
-      const response = await fetch(url, { signal: AbortSignal.timeout(1500), redirect: 'error' });
-      if (!response.ok) throw new Error(`${uri} answered HTTP ${response.status}`);
-      return response.arrayBuffer();
-    }
-    return this.https.fetch(uri, requestOptions, data);
-  }
-}
-
-class BackingOffError extends Error {
-  override readonly name = 'BackingOffError';
-}
-
-/** A discovery or JWKS fetch failed (network, status, size, timeout). */
-class FetchFailedError extends Error {
-  override readonly name = 'FetchFailedError';
-}
-
-/**
- * aws-jwt-verify's penalty box only holds back a refetch after a JWKS that lacked the kid;
- * a fetch that failed would be retried by every request. This backs off after a failure too
- * (discovery and JWKS alike).
- */
-class BackoffFetcher implements Fetcher {
-  private readonly failed = new Map<string, { until: number; outcome: string }>();
-  constructor(
-    private readonly inner: Fetcher,
-    private readonly backoffMs = 10_000,
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  /** A fetch whose failure starts no back-off (the cold-start check: the first request may try again). */
-  async fetchOnce(uri: string): Promise<ArrayBuffer> {
-    try {
-      return await this.inner.fetch(uri);
-    } catch (error) {
-      throw new FetchFailedError(describeFailure(error), { cause: error });
-    }
-  }
-
-  async fetch(uri: string, requestOptions?: Record<string, unknown>, data?: ArrayBuffer): Promise<ArrayBuffer> {
-    const failure = this.failed.get(uri);
-    if (failure && this.now() < failure.until) throw new BackingOffError(`not fetched again yet after: ${failure.outcome}`);
-    try {
-      const result = await this.inner.fetch(uri, requestOptions, data);
-      this.failed.delete(uri);
-      return result;
-    } catch (error) {
-      const outcome = describeFailure(error);
-      this.failed.set(uri, { until: this.now() + this.backoffMs, outcome });
-      throw new FetchFailedError(outcome, { cause: error });
-    }
-  }
-}
-
-/** Lets one log line per key through per interval; says how many were held back. */
-class LogLimiter {
-  private readonly last = new Map<string, { at: number; suppressed: number }>();
-  constructor(
-    private readonly intervalMs: number,
-    private readonly now: () => number,
-  ) {}
-
-  /** @returns undefined to hold the line back, else how many lines of this key were held back since the last one */
-  take(key: string): number | undefined {
-    const now = this.now();
-    const entry = this.last.get(key);
-    if (entry && now - entry.at < this.intervalMs) {
-      entry.suppressed++;
-      return undefined;
-    }
-    // Keys are reasons × configured issuers (+1 for unknown): bounded, but keep it so.
-    if (this.last.size > 1000) this.last.clear();
-    this.last.set(key, { at: now, suppressed: 0 });
-    return entry?.suppressed ?? 0;
   }
 }
