@@ -29,8 +29,9 @@ import { createManageHandler } from '../handler/create.js';
 import type { WorkerEvent } from '../handler/worker.js';
 import type { LambdaContext, ManageHandler } from '../index.js';
 import { createLogger } from '../log.js';
+import type { ExecutionResponse } from '../pipeline/types.js';
 import { MemoryAuditStore } from '../stores/audit/memory.js';
-import type { AuditStore, ExecutionStatus } from '../stores/audit/store.js';
+import type { AuditStore } from '../stores/audit/store.js';
 import { MemoryStateStore, type StateStore } from '../stores/state/store.js';
 
 export { MemoryAuditStore } from '../stores/audit/memory.js';
@@ -42,19 +43,9 @@ export const TEST_ISSUER = 'https://issuer.middle-management.invalid';
 export const TEST_AUDIENCE = 'middle-management-test';
 
 /** A successful (or planned) run, as the HTTP API's 200 body and a direct invocation return it. */
-export interface ExecutionResult<Result = unknown> {
-  executionId: string;
-  command: string;
-  status: ExecutionStatus;
-  /** The command's return value (its `plan` on a dry run), as JSON would carry it. */
+export interface ExecutionResult<Result = unknown> extends Omit<ExecutionResponse, 'result'> {
+  /** The command's return value (its `plan` on a dry run), as JSON would carry it; `output` holds the lines it logged, secrets scrubbed. */
   result: Result;
-  /** The lines the command logged, secrets scrubbed. */
-  output: string[];
-  startedAt: string;
-  finishedAt: string;
-  durationMs: number;
-  dryRun?: true;
-  auditRecorded?: false;
 }
 
 /** Claims of a test token; anything else given is added as a claim. */
