@@ -28,10 +28,10 @@ import { describeError, type Logger } from '../log.js';
 import { auditLimits, capJson, redactArguments, scrubValue, secretScrubber } from '../redact.js';
 import { validateArguments } from '../validation.js';
 import { runWithTimeLimit } from './run.js';
-import { CommandLeases, IdempotencyKeys, planDigest } from './rails.js';
+import { CommandLeases, DigestKey, IdempotencyKeys, planDigest, sensitiveHmacs } from './rails.js';
 import type { StateStore } from '../stores/state/store.js';
 import type { TaskReporter, WorkerLauncher } from '../handler/worker.js';
-import { argumentHmac, chainsOf, verifyChain } from '../stores/audit/chain.js';
+import { chainsOf, verifyChain } from '../stores/audit/chain.js';
 import {
   InvalidCursorError,
   actorKey,
@@ -151,6 +151,8 @@ interface PendingRun {
   approvers: string[];
   /** A Step Functions task waits for this execution: its token is in the `TASK#` item. */
   reportsToTask?: boolean;
+  /** The command's sensitive argument names, to recompute the plan digest. */
+  sensitive?: readonly string[];
 }
 
 /** One run of a command, as the pipeline records it. */
@@ -177,8 +179,10 @@ export class Pipeline {
   private readonly now: () => number;
   private readonly idempotency: IdempotencyKeys;
   private readonly leases: CommandLeases;
+  private readonly digestKey: DigestKey;
 
   constructor(private readonly deps: PipelineDependencies) {
+    this.digestKey = new DigestKey(deps.state, deps.config.auditHmacKey);
     this.now = deps.now ?? Date.now;
     this.idempotency = new IdempotencyKeys(deps.state, deps.config.idempotencyTtlSeconds * 1000, this.now);
     this.leases = new CommandLeases(deps.state, this.now);
@@ -195,10 +199,11 @@ export class Pipeline {
       throw new InvalidRequest(`Command "${command.name}" has no dry run: it declares no plan.`);
     }
     const executionId = newExecutionId(this.now());
+    const key = await this.guardState(() => this.digestKey.load());
     if (request.idempotencyKey === undefined) return this.start(command, args, executionId, request, notAfter);
 
     const scope = { actorKey: actorKey(request.actor), command: command.name, key: request.idempotencyKey };
-    const fingerprint = IdempotencyKeys.fingerprint(request.data, request.dryRun);
+    const fingerprint = IdempotencyKeys.fingerprint(request.data, request.dryRun, key);
     const claim = await this.guardState(() => this.idempotency.claim(scope, fingerprint, executionId));
     switch (claim.kind) {
       case 'mismatch':
@@ -286,7 +291,8 @@ export class Pipeline {
     if (options.planDigest !== undefined && options.planDigest !== run.planDigest) {
       throw new Conflict('The plan you reviewed is not the plan awaiting approval.');
     }
-    if (planDigest(run.command, run.args) !== run.planDigest) {
+    const key = await this.guardState(() => this.digestKey.load());
+    if (planDigest(run.command, run.args, run.sensitive ?? [], key) !== run.planDigest) {
       this.deps.logger.log('error', 'approval.digest_mismatch', { executionId, command: run.command });
       throw new InternalError();
     }
@@ -417,7 +423,7 @@ export class Pipeline {
   private async defer(
     attempt: AttemptRecord,
     request: ExecutionRequest,
-    run: Pick<PendingRun, 'kind' | 'args' | 'dryRun' | 'approvers'>,
+    run: Pick<PendingRun, 'kind' | 'args' | 'dryRun' | 'approvers' | 'sensitive'>,
   ): Promise<Record<string, unknown>> {
     const { executionId, command } = attempt;
     const logFields = { executionId, command, actor: actorKey(request.actor), channel: request.source.channel };
@@ -438,7 +444,7 @@ export class Pipeline {
   private async storePending(
     attempt: AttemptRecord,
     request: ExecutionRequest,
-    run: Pick<PendingRun, 'kind' | 'args' | 'dryRun' | 'approvers'>,
+    run: Pick<PendingRun, 'kind' | 'args' | 'dryRun' | 'approvers' | 'sensitive'>,
     expiresAt: number,
   ): Promise<void> {
     const { executionId, command } = attempt;
@@ -450,7 +456,7 @@ export class Pipeline {
         value: {
           ...run,
           command,
-          planDigest: attempt.planDigest ?? planDigest(command, run.args),
+          planDigest: attempt.planDigest ?? planDigest(command, run.args, Object.keys(run.args), this.digestKey.current()),
           requester: request.actor,
           ...(request.taskToken ? { reportsToTask: true } : {}),
         },
@@ -516,9 +522,11 @@ export class Pipeline {
     const chains = [];
     for (const chain of commands.flatMap(chainsOf)) {
       const report = await this.readAudit(() =>
-        verifyChain(chain, this.deps.audit.readChain(chain, query.since ? { since: query.since } : {}), {
+        // Always from the chain's start: `since` only narrows the report (a record's time is what an edit can change).
+        verifyChain(chain, this.deps.audit.readChain(chain), {
           ...(this.deps.config.auditHmacKey ? { key: this.deps.config.auditHmacKey } : {}),
-          fromStart: query.since === undefined,
+          fromStart: true,
+          ...(query.since ? { since: query.since } : {}),
         }),
       );
       if (report.records > 0 || report.problems.length > 0) chains.push(report);
@@ -573,7 +581,7 @@ export class Pipeline {
   ): Promise<PendingResponse> {
     const requested = this.now();
     const expiresAt = requested + this.deps.config.approvalTtlSeconds * 1000;
-    const digest = planDigest(command.name, args);
+    const digest = planDigest(command.name, args, command.sensitive ?? [], this.digestKey.current());
     const attempt = this.attemptRecord(command, args, executionId, request, {
       status: 'awaiting_approval',
       started: requested,
@@ -581,7 +589,7 @@ export class Pipeline {
       timeLimitMs: command.timeLimitMs ?? commandDefaults.timeLimitMs,
       planDigest: digest,
     });
-    const logFields = await this.defer(attempt, request, { kind: 'approval', args, dryRun: false, approvers });
+    const logFields = await this.defer(attempt, request, { kind: 'approval', args, dryRun: false, approvers, sensitive: command.sensitive ?? [] });
     this.deps.logger.log('info', 'approval.requested', logFields);
     return {
       executionId,
@@ -603,10 +611,7 @@ export class Pipeline {
   ): AttemptRecord {
     const sensitive = command.sensitive ?? [];
     const scrub = secretScrubber(args, sensitive);
-    const key = this.deps.config.auditHmacKey;
-    const argsHmac = key
-      ? Object.fromEntries(sensitive.filter((name) => Object.hasOwn(args, name)).map((name) => [name, argumentHmac(key, command.name, name, args[name])]))
-      : {};
+    const argsHmac = sensitiveHmacs(this.digestKey.current(), command.name, args, sensitive);
     return {
       executionId,
       command: command.name,
@@ -823,6 +828,7 @@ export class Pipeline {
       await this.deps.audit.append(entry);
     } catch (error) {
       this.deps.logger.log('error', 'audit.append_failed', { ...logFields, kind: entry.kind, error: describeError(error) });
+      if (error instanceof InvalidRequest) throw error;
       throw new AuditUnavailable({ cause: error });
     }
   }
@@ -833,6 +839,7 @@ export class Pipeline {
       return await operation();
     } catch (error) {
       this.deps.logger.log('error', 'state.unavailable', { error: describeError(error) });
+      if (error instanceof InvalidRequest) throw error;
       throw new AuditUnavailable({ cause: error, message: 'The state store cannot be reached; the command was not run.' });
     }
   }
@@ -850,6 +857,7 @@ export class Pipeline {
       return await read();
     } catch (error) {
       this.deps.logger.log('error', 'audit.read_failed', { error: describeError(error) });
+      if (error instanceof InvalidRequest) throw error;
       throw new AuditUnavailable({ cause: error, message: 'The audit store cannot be read.' });
     }
   }

@@ -4,7 +4,7 @@
  */
 import type { Actor, Command, CommandContext } from '../command.js';
 import type { ExecutionStatus } from '../stores/audit/store.js';
-import { auditLimits } from '../redact.js';
+import { auditLimits, scrubValue, secretScrubber } from '../redact.js';
 
 export interface RunResult {
   status: ExecutionStatus;
@@ -20,6 +20,8 @@ export async function runWithTimeLimit(
   run: { executionId: string; actor: Actor; dryRun: boolean; timeLimitMs: number; now: () => number },
 ): Promise<RunResult> {
   const output: string[] = [];
+  // Objects are scrubbed before they become text: once stringified, a secret with a quote or a backslash is escaped.
+  const scrub = secretScrubber(args, command.sensitive ?? []);
   let open = true;
   const controller = new AbortController();
   const ctx: CommandContext = {
@@ -29,7 +31,7 @@ export async function runWithTimeLimit(
     deadline: run.now() + run.timeLimitMs,
     log: (...parts) => {
       // Lines logged after the run ended (a command that ignores its abort signal) are dropped.
-      if (open && output.length < auditLimits.outputLines) output.push(parts.map(formatPart).join(' '));
+      if (open && output.length < auditLimits.outputLines) output.push(scrub(parts.map((part) => formatPart(part, scrub)).join(' ')));
     },
   };
   let timer: NodeJS.Timeout | undefined;
@@ -64,12 +66,13 @@ function messageOf(error: unknown): string {
   }
 }
 
-function formatPart(part: unknown): string {
-  if (typeof part === 'string') return part;
+function formatPart(part: unknown, scrub: (text: string) => string): string {
+  if (typeof part === 'string') return scrub(part);
+  if (part === undefined || typeof part === 'function' || typeof part === 'symbol') return scrub(String(part));
   try {
-    return JSON.stringify(part) ?? String(part);
+    return JSON.stringify(scrubValue(toJsonValue(part), scrub)) ?? String(part);
   } catch {
-    return String(part);
+    return scrub(String(part));
   }
 }
 

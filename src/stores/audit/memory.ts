@@ -3,6 +3,7 @@
  * hash chains, newest first), for benchmarks and unit tests.
  */
 import { GENESIS_HASH, chainHash, chainOf } from './chain.js';
+import { fitRecord } from '../../redact.js';
 import {
   InvalidCursorError,
   actorKey,
@@ -29,7 +30,7 @@ export class MemoryAuditStore implements AuditStore {
     const chain = this.chains.get(chainId) ?? [];
     const prevHash = chain.at(-1)?.hash ?? GENESIS_HASH;
     const seq = chain.length + 1;
-    const recordJson = JSON.stringify(entry.record);
+    const recordJson = JSON.stringify(fitRecord(entry.record));
     const hash = chainHash({ chain: chainId, seq, kind: entry.kind, executionId, recordJson, prevHash }, this.options.hashKey);
     chain.push({ kind: entry.kind, executionId, seq, prevHash, hash, recordJson });
     this.chains.set(chainId, chain);
