@@ -215,7 +215,7 @@ export class Pipeline {
         }
         // The first request may have ended without remembering its outcome (its instance died, the state
         // store failed): the audit knows, and a retry gets what it says rather than a day of 409s.
-        const record = await this.readAudit(() => this.deps.audit.getExecution(claim.executionId));
+        const record = await this.readAudit(() => this.deps.audit.getExecution(claim.executionId, { consistent: true }));
         const outcome = record && finalOutcome(record);
         if (outcome instanceof ManageError) throw outcome;
         if (outcome) return outcome;
@@ -270,7 +270,7 @@ export class Pipeline {
     if (!EXECUTION_ID_PATTERN.test(executionId)) throw new NotFound('No such execution.');
     const pending = await this.guardState(() => this.deps.state.get<PendingRun>(pendingKey(executionId)));
     if (!pending) {
-      const record = await this.readAudit(() => this.deps.audit.getExecution(executionId));
+      const record = await this.readAudit(() => this.deps.audit.getExecution(executionId, { consistent: true }));
       if (!record || !(this.mayRead(record, approver) || this.approversOf(record.command).some((g) => inGroups(approver, g)))) {
         throw new NotFound('No such execution.');
       }
@@ -407,7 +407,7 @@ export class Pipeline {
     const replaced = await this.guardState(() => this.deps.state.replace(item));
     if (!replaced) await this.guardState(() => this.deps.state.create(item));
     // Finished already: nobody else will report to this token.
-    const record = await this.readAudit(() => this.deps.audit.getExecution(executionId));
+    const record = await this.readAudit(() => this.deps.audit.getExecution(executionId, { consistent: true }));
     const outcome = record && finalOutcome(record);
     if (outcome) await this.report(executionId, outcome);
   }

@@ -188,12 +188,24 @@ export class DynamoAuditStore implements AuditStore {
     throw new Error(`could not append to the audit chain "${chain}": too much contention`);
   }
 
-  async getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
+  /**
+   * One execution. `consistent`: only strongly consistent reads (its position,
+   * then its chain), for reads that decide something; the index is used only for
+   * an execution without a position. Otherwise the index first (one request), and
+   * the consistent path when the index does not have it yet (right after a 202).
+   */
+  async getExecution(executionId: string, options: { consistent?: boolean } = {}): Promise<ExecutionRecord | undefined> {
     try {
+      if (!options.consistent) {
+        const indexed = await this.entriesOf(executionId);
+        if (indexed.length > 0 || !this.options.positionTable) return foldExecution(indexed, this.now());
+      }
       const chained = await this.readExecution(executionId);
       const entries = chained
         ? chained.entries.map((entry) => ({ kind: entry.kind, record: JSON.parse(entry.recordJson) }) as AuditEntry)
-        : await this.entriesOf(executionId);
+        : options.consistent
+          ? await this.entriesOf(executionId)
+          : [];
       return foldExecution(entries, this.now());
     } catch (error) {
       throw asStoreError(error);

@@ -139,7 +139,13 @@ export interface ExecutionPage {
 export interface AuditStore {
   /** Appends to the command's chain. Never overwrites; throws on any failure. */
   append(entry: AuditEntry): Promise<void>;
-  getExecution(executionId: string): Promise<ExecutionRecord | undefined>;
+  /**
+   * One execution's records folded. `consistent: true` for reads that decide
+   * something (approvals, idempotency recovery, task-token rebinding): strongly
+   * consistent reads only, where the store can (DynamoDB: by the execution's
+   * chain position). Without it a store may answer from an index that lags.
+   */
+  getExecution(executionId: string, options?: { consistent?: boolean }): Promise<ExecutionRecord | undefined>;
   /** Newest first. */
   listExecutions(query: ExecutionQuery): Promise<ExecutionPage>;
   /**
