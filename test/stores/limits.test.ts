@@ -114,7 +114,7 @@ describe('the stores', () => {
       for (const options of [{ consistent: true }, {}]) {
         const record = await audit.getExecution(executionId, options);
         assert.equal(record?.status, 'succeeded');
-        assert.ok(record.truncated?.output && record.truncated.output.lines > 0, JSON.stringify(record.truncated));
+        assert.ok(record.truncated?.output && (record.truncated.output.lines ?? 0) > 0, JSON.stringify(record.truncated));
         assert.equal(record.output!.length + (record.truncated.output.lines ?? 0), 200);
       }
       const chained = await audit.readExecution(executionId);
