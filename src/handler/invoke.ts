@@ -4,6 +4,7 @@
  */
 import type { Context } from 'aws-lambda';
 import { InvalidRequest } from '../errors.js';
+import { jsonBytesOver } from '../validation.js';
 import { isPlainObject } from './http.js';
 import type { ExecuteResult, Pipeline } from '../pipeline/pipeline.js';
 import type { WorkerEvent } from './worker.js';
@@ -57,7 +58,7 @@ export class InvokeAdapter {
 export function parseInvokeEvent(event: unknown, maxBytes?: number): InvokeEvent {
   if (!isPlainObject(event)) throw new InvalidRequest('The event must be a JSON object with a "command".');
   // Capped like an HTTP body (MANAGE_MAX_BODY_BYTES): what cannot be recorded is refused before anything is.
-  if (maxBytes !== undefined && Buffer.byteLength(JSON.stringify(event)) > maxBytes) {
+  if (maxBytes !== undefined && jsonBytesOver(event, maxBytes)) {
     throw new InvalidRequest(`The event is larger than ${maxBytes} bytes.`);
   }
   const unknownKeys = Object.keys(event).filter((key) => !EVENT_KEYS.has(key));

@@ -67,8 +67,12 @@ export class DigestKey {
   }
 
   private async fetch(): Promise<Buffer> {
+    // Read first: once the deployment has its key, an instance needs one GetItem, not a failing put and a read.
+    const existing = await this.state.get<{ key: string }>(DIGEST_KEY_ITEM);
     const mine = randomBytes(32).toString('base64');
-    const result = await this.state.create<{ key: string }>({ pk: DIGEST_KEY_ITEM, owner: 'deployment', expiresAt: FOREVER, value: { key: mine } });
+    const result = existing
+      ? { created: false as const, existing }
+      : await this.state.create<{ key: string }>({ pk: DIGEST_KEY_ITEM, owner: 'deployment', expiresAt: FOREVER, value: { key: mine } });
     const key = result.created ? mine : result.existing.value?.key;
     if (typeof key !== 'string' || key.length < 40) throw new Error(`the state item ${DIGEST_KEY_ITEM} does not hold a key`);
     return Buffer.from(key, 'base64');

@@ -166,7 +166,8 @@ export async function startLimitsProxy(targetEndpoint: string): Promise<LimitsPr
         res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0', 'content-length': String(payload.length), 'x-amzn-requestid': 'limits-proxy' }).end(payload);
         return;
       }
-      const upstream = httpRequest({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (response) => {
+      // A connection per request (no keep-alive): a reused socket that dynalite closes meanwhile would reset the caller's request.
+      const upstream = httpRequest({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers, agent: false }, (response) => {
         const parts: Buffer[] = [];
         response.on('data', (chunk: Buffer) => parts.push(chunk));
         response.on('end', () => {

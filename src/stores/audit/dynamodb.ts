@@ -268,6 +268,14 @@ export class DynamoAuditStore implements AuditStore {
   }
 
   async listExecutions(query: ExecutionQuery): Promise<ExecutionPage> {
+    try {
+      return await this.listExecutionsNow(query);
+    } catch (error) {
+      throw asStoreError(error);
+    }
+  }
+
+  private async listExecutionsNow(query: ExecutionQuery): Promise<ExecutionPage> {
     const { byActor, byCommand, all } = auditKeys;
     const [index, partition, value] = query.actorKey
       ? [byActor.index, byActor.partition, query.actorKey]

@@ -39,7 +39,21 @@ export class MemoryAuditStore implements AuditStore {
     if (entry.kind === 'attempt') this.attempts.push(stored.record as AttemptRecord);
   }
 
-  async getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
+  /** Like the DynamoDB store's: the execution's chained items, each checked against its hash. */
+  async readExecution(executionId: string): Promise<{ chain: string; entries: (ChainedEntry & { verified: boolean })[] } | undefined> {
+    const attempt = this.attempts.find((a) => a.executionId === executionId);
+    if (!attempt) return undefined;
+    const chainId = chainOf(attempt.command, executionId);
+    const entries = (this.chains.get(chainId) ?? [])
+      .filter((entry) => entry.executionId === executionId)
+      .map((entry) => ({
+        ...entry,
+        verified: chainHash({ chain: chainId, seq: entry.seq, kind: entry.kind, executionId, recordJson: entry.recordJson, prevHash: entry.prevHash }, this.options.hashKey) === entry.hash,
+      }));
+    return { chain: chainId, entries };
+  }
+
+  async getExecution(executionId: string, _options?: { consistent?: boolean }): Promise<ExecutionRecord | undefined> {
     return foldExecution(this.byExecution.get(executionId) ?? [], this.now());
   }
 

@@ -146,6 +146,12 @@ export interface AuditStore {
    * chain position). Without it a store may answer from an index that lags.
    */
   getExecution(executionId: string, options?: { consistent?: boolean }): Promise<ExecutionRecord | undefined>;
+  /**
+   * The execution's own items in its chain, read consistently, each with
+   * `verified` (its hash matches its content); undefined when the store cannot
+   * tell without an index. Only chained items: what verify checks.
+   */
+  readExecution?(executionId: string): Promise<{ chain: string; entries: (ChainedEntry & { verified: boolean })[] } | undefined>;
   /** Newest first. */
   listExecutions(query: ExecutionQuery): Promise<ExecutionPage>;
   /**
