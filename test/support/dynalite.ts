@@ -27,6 +27,8 @@ export interface TestDynamo {
 
 export async function startDynalite(tableName = 'mm-test-audit'): Promise<TestDynamo> {
   const server: Server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  // The limits proxy drops idle sockets first (after 4 s): dynalite never closes one it is about to reuse.
+  server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const rawEndpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   // Everything (table creation included, so that the proxy learns the key schemas) goes through the limits.

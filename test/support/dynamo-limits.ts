@@ -12,7 +12,7 @@
  *
  * The key schemas are learnt from the CreateTable requests that pass through it.
  */
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { Agent, createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
 type Attr = Record<string, unknown>;
@@ -89,6 +89,9 @@ export async function startLimitsProxy(targetEndpoint: string): Promise<LimitsPr
   /** table|pk|sk → when it was last put (for the index lag). */
   const putAt = new Map<string, number>();
   const sockets = new Set<Socket>();
+  // Idle upstream sockets are dropped after 4 s, before dynalite would close them (see dynalite.ts): a socket
+  // closed by the server just as it is reused would reset the caller's request.
+  const agent = new Agent({ keepAlive: true, timeout: 4000 });
   const itemKey = (table: string, keys: TableKeys, item: Record<string, Attr>) =>
     `${table}|${JSON.stringify(item[keys.hash] ?? null)}|${JSON.stringify(keys.range ? (item[keys.range] ?? null) : null)}`;
 
@@ -97,6 +100,7 @@ export async function startLimitsProxy(targetEndpoint: string): Promise<LimitsPr
     indexLagMs: 0,
     rejections: [],
     close: async () => {
+      agent.destroy();
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
@@ -166,8 +170,7 @@ export async function startLimitsProxy(targetEndpoint: string): Promise<LimitsPr
         res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0', 'content-length': String(payload.length), 'x-amzn-requestid': 'limits-proxy' }).end(payload);
         return;
       }
-      // A connection per request (no keep-alive): a reused socket that dynalite closes meanwhile would reset the caller's request.
-      const upstream = httpRequest({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers, agent: false }, (response) => {
+      const upstream = httpRequest({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers, agent }, (response) => {
         const parts: Buffer[] = [];
         response.on('data', (chunk: Buffer) => parts.push(chunk));
         response.on('end', () => {
@@ -196,6 +199,8 @@ export async function startLimitsProxy(targetEndpoint: string): Promise<LimitsPr
       upstream.end(raw);
     });
   });
+  // Longer than any client's idle sockets: the server never closes a connection a client is about to reuse.
+  server.keepAliveTimeout = 120_000;
   server.on('connection', (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
