@@ -193,6 +193,15 @@ export class CommandLeases {
     return (await this.state.get(`LEASE#${command}`))?.owner;
   }
 
+  /**
+   * Keeps a held lease until `until` (epoch ms), e.g. while a command stopped by
+   * its time limit has not really stopped, up to when its Lambda can no longer be
+   * running. False if `executionId` does not hold it.
+   */
+  async extend(command: string, executionId: string, until: number): Promise<boolean> {
+    return this.state.replace({ pk: `LEASE#${command}`, owner: executionId, expiresAt: until, value: { command } });
+  }
+
   /** Conditional on the owner: a lease one does not hold cannot be released. */
   async release(command: string, executionId: string): Promise<boolean> {
     return (await this.state.delete(`LEASE#${command}`, executionId)) !== undefined;

@@ -11,6 +11,12 @@ export interface RunResult {
   result?: unknown;
   error?: string;
   output: string[];
+  /**
+   * Settles when the command's own work has really stopped. For a run stopped by
+   * its time limit that can be later than the result: a command that ignores its
+   * abort signal goes on. An exclusive command's lease must be held until then.
+   */
+  stopped: Promise<void>;
 }
 
 /** Never throws: a command's failure is a result like any other. */
@@ -35,21 +41,26 @@ export async function runWithTimeLimit(
     },
   };
   let timer: NodeJS.Timeout | undefined;
+  let stopped: Promise<void> = Promise.resolve();
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), run.timeLimitMs);
   });
   try {
     const work = Promise.resolve().then(() => (run.dryRun ? command.plan!(args as never, ctx) : command.run(args as never, ctx)));
+    stopped = work.then(
+      () => undefined,
+      () => undefined,
+    );
     const winner = await Promise.race([work.then((value) => ({ value })), timedOut]);
     if (winner === 'timeout') {
       controller.abort();
       // The command may keep going until it notices the signal; its late rejection is not ours to report.
       work.catch(() => undefined);
-      return { status: 'timed_out', error: `Command "${command.name}" exceeded its time limit of ${run.timeLimitMs} ms.`, output };
+      return { status: 'timed_out', error: `Command "${command.name}" exceeded its time limit of ${run.timeLimitMs} ms.`, output, stopped };
     }
-    return { status: run.dryRun ? 'planned' : 'succeeded', result: toJsonValue(winner.value), output };
+    return { status: run.dryRun ? 'planned' : 'succeeded', result: toJsonValue(winner.value), output, stopped };
   } catch (error) {
-    return { status: 'failed', error: messageOf(error), output };
+    return { status: 'failed', error: messageOf(error), output, stopped };
   } finally {
     open = false;
     clearTimeout(timer);
