@@ -155,6 +155,8 @@ describe('2. the scrubber catches every form of a sensitive value', () => {
     const target = stack.withEnv({});
     const ok = await target.http({ path: '/__manage__/leaky', token: alice, body: { data } });
     assert.equal(ok.status, 200, ok.raw);
+    assertClean('the output logged with ctx.log', JSON.stringify(ok.body.output));
+    assertClean('the result', JSON.stringify(ok.body.result));
     assert.equal(ok.body.result.pin, '[REDACTED]');
     assertClean('the response', ok.raw);
 
