@@ -287,6 +287,26 @@ describe('13. reads that decide are strongly consistent; reads tolerate index la
     }
   });
 
+  it('an approval decided a moment ago is known to a second approver (409), not unknown (404)', async () => {
+    const lena = await stack.token({ sub: 'lena', groups: ['leads'] });
+    const omar = await stack.token({ sub: 'omar', groups: ['leads'] });
+    // Approvers named in the configuration (those the command declares are phase 2's: issue 11 item 6).
+    const approvals = stack.withEnv({ MANAGE_APPROVAL: '{"vault":["leads"]}' });
+    stack.dynamo.limits.indexLagMs = 60_000;
+    try {
+      const requested = await approvals.http({ path: '/__manage__/vault', token: alice, body: { data: { door: 'back', pin: 1234 } } });
+      assert.equal(requested.status, 202, requested.raw);
+      const id = requested.body.executionId;
+      const approved = await approvals.http({ path: `/__manage__/executions/${id}/approve`, token: lena, body: { planDigest: requested.body.planDigest } });
+      assert.equal(approved.status, 200, approved.raw);
+      const late = await approvals.http({ path: `/__manage__/executions/${id}/approve`, token: omar, body: { planDigest: requested.body.planDigest } });
+      assert.equal(late.status, 409, late.raw);
+      assert.match(late.body.error.message, /succeeded/);
+    } finally {
+      stack.dynamo.limits.indexLagMs = 0;
+    }
+  });
+
   it('idempotency recovery reads the execution consistently: a retry gets the outcome, not a 409', async () => {
     // The first request's outcome is never remembered under its key (the state store fails that write).
     const base = new DynamoStateStore({ tableName: stack.dynamo.stateTableName, region: 'us-east-1', endpoint: stack.dynamo.endpoint });
