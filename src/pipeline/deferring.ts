@@ -32,6 +32,8 @@ interface PendingRun {
   approvers: string[];
   /** A Step Functions task waits for this execution: its token is in the `TASK#` item. */
   reportsToTask?: boolean;
+  /** The command's sensitive argument names, to recompute the plan digest. */
+  sensitive?: readonly string[];
 }
 
 const pendingKey = (executionId: string) => `PENDING#${executionId}`;
@@ -61,7 +63,7 @@ export class Deferring {
   ): Promise<PendingResponse> {
     const requested = this.deps.now();
     const expiresAt = requested + this.deps.config.approvalTtlSeconds * 1000;
-    const digest = planDigest(command.name, args);
+    const digest = planDigest(command.name, args, command.sensitive ?? [], this.deps.recorder.digestKey.current());
     const attempt = this.deps.recorder.attemptRecord(command, args, executionId, request, {
       status: 'awaiting_approval',
       started: requested,
@@ -69,7 +71,7 @@ export class Deferring {
       timeLimitMs: command.timeLimitMs ?? commandDefaults.timeLimitMs,
       planDigest: digest,
     });
-    const logFields = await this.defer(attempt, request, { kind: 'approval', args, dryRun: false, approvers });
+    const logFields = await this.defer(attempt, request, { kind: 'approval', args, dryRun: false, approvers, sensitive: command.sensitive ?? [] });
     this.deps.logger.log('info', 'approval.requested', logFields);
     return {
       executionId,
@@ -116,7 +118,7 @@ export class Deferring {
     if (!EXECUTION_ID_PATTERN.test(executionId)) throw new NotFound('No such execution.');
     const pending = await recorder.guardState(() => state.get<PendingRun>(pendingKey(executionId)));
     if (!pending) {
-      const record = await recorder.getExecution(executionId);
+      const record = await recorder.getExecution(executionId, { consistent: true });
       if (!record || !policy.maySeeDecision(record, approver)) throw new NotFound('No such execution.');
       throw new Conflict(
         record.status === 'awaiting_approval'
@@ -135,7 +137,8 @@ export class Deferring {
     if (options.planDigest !== undefined && options.planDigest !== run.planDigest) {
       throw new Conflict('The plan you reviewed is not the plan awaiting approval.');
     }
-    if (planDigest(run.command, run.args) !== run.planDigest) {
+    const key = await recorder.loadDigestKey();
+    if (planDigest(run.command, run.args, run.sensitive ?? [], key) !== run.planDigest) {
       logger.log('error', 'approval.digest_mismatch', { executionId, command: run.command });
       throw new InternalError();
     }
@@ -231,7 +234,7 @@ export class Deferring {
   private async defer(
     attempt: AttemptRecord,
     request: ExecutionRequest,
-    run: Pick<PendingRun, 'kind' | 'args' | 'dryRun' | 'approvers'>,
+    run: Pick<PendingRun, 'kind' | 'args' | 'dryRun' | 'approvers' | 'sensitive'>,
   ): Promise<Record<string, unknown>> {
     const { recorder, state } = this.deps;
     const { executionId, command } = attempt;
@@ -247,7 +250,7 @@ export class Deferring {
           value: {
             ...run,
             command,
-            planDigest: attempt.planDigest ?? planDigest(command, run.args),
+            planDigest: attempt.planDigest ?? planDigest(command, run.args, Object.keys(run.args), recorder.digestKey.current()),
             requester: request.actor,
             ...(request.taskToken ? { reportsToTask: true } : {}),
           },

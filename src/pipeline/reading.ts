@@ -38,6 +38,7 @@ export class Reading {
         exclusive: policy.isExclusive(command),
         dryRun: Boolean(command.plan),
         ...(approvers.length ? { approvers } : {}),
+        ...(command.sensitive?.length ? { sensitive: [...command.sensitive] } : {}),
       });
     }
     return summaries;
@@ -87,9 +88,11 @@ export class Reading {
     const chains = [];
     for (const chain of commands.flatMap(chainsOf)) {
       const report = await recorder.readAudit(() =>
-        verifyChain(chain, this.deps.audit.readChain(chain, query.since ? { since: query.since } : {}), {
+        // Always from the chain's start: `since` only narrows the report (a record's time is what an edit can change).
+        verifyChain(chain, this.deps.audit.readChain(chain), {
           ...(config.auditHmacKey ? { key: config.auditHmacKey } : {}),
-          fromStart: query.since === undefined,
+          fromStart: true,
+          ...(query.since ? { since: query.since } : {}),
         }),
       );
       if (report.records > 0 || report.problems.length > 0) chains.push(report);

@@ -71,6 +71,8 @@ export interface CommandSummary {
   exclusive: boolean;
   dryRun: boolean;
   approvers?: string[];
+  /** Arguments the console shows as password inputs (the command's `sensitive`). */
+  sensitive?: string[];
 }
 
 export interface PipelineDependencies {

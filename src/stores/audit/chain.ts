@@ -69,22 +69,24 @@ export interface ChainReport {
 /**
  * Walks one chain and reports every altered, missing or reordered record.
  * A walk from the start (`fromStart`) also checks that the chain begins at 1;
- * a walk from `since` trusts the first record's predecessor.
+ * a walk that starts later trusts the first record's predecessor.
+ *
+ * `since` narrows only the report: records before it are checked like all
+ * others (every problem is reported, whatever time a record claims — an edit can
+ * back-date a record), but not counted in `records`/`firstSeq`.
  */
 export async function verifyChain(
   chain: string,
   entries: AsyncIterable<ChainedEntry>,
-  options: { key?: Buffer; fromStart: boolean },
+  options: { key?: Buffer; fromStart: boolean; since?: string },
 ): Promise<ChainReport> {
+  const since = options.since === undefined ? undefined : Date.parse(options.since);
   const command = chain.slice(0, chain.lastIndexOf('#'));
   const report: ChainReport = { command, chain, records: 0, problems: [] };
   let previous: ChainedEntry | undefined;
   let previousFlagged = false;
   for await (const entry of entries) {
     const problemsBefore = report.problems.length;
-    report.records++;
-    report.firstSeq ??= entry.seq;
-    report.lastSeq = entry.seq;
     const { executionId } = entry;
     const problem = (kind: ChainProblemKind, detail: string, seq = entry.seq) =>
       report.problems.push({ command, chain, seq, executionId, problem: kind, detail });
@@ -112,6 +114,11 @@ export async function verifyChain(
     }
     previous = entry;
     previousFlagged = report.problems.length > problemsBefore;
+    if (since === undefined || previousFlagged || recordTime(parsed) >= since) {
+      report.records++;
+      report.firstSeq ??= entry.seq;
+      report.lastSeq = entry.seq;
+    }
   }
   return report;
 }
@@ -120,7 +127,11 @@ function linkOf(chain: string, entry: ChainedEntry, seq: number): ChainLink {
   return { chain, seq, kind: entry.kind, executionId: entry.executionId, recordJson: entry.recordJson, prevHash: entry.prevHash };
 }
 
-function safeParse(json: string): { executionId?: string; command?: string } | undefined {
+function recordTime(record: { startedAt?: string; finishedAt?: string; at?: string } | undefined): number {
+  return Date.parse(record?.startedAt ?? record?.finishedAt ?? record?.at ?? '') || 0;
+}
+
+function safeParse(json: string): { executionId?: string; command?: string; startedAt?: string; finishedAt?: string; at?: string } | undefined {
   try {
     return JSON.parse(json);
   } catch {

@@ -5,8 +5,10 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { auditKeys } from './table.js';
+import { auditKeys, stateKeys } from './table.js';
 import { GENESIS_HASH, chainHash, chainOf } from './chain.js';
+import { fitRecord } from '../../redact.js';
+import { asStoreError } from '../limits.js';
 import {
   InvalidCursorError,
   actorKey,
@@ -35,6 +37,22 @@ export interface DynamoAuditStoreOptions extends DynamoClientOptions {
   /** Keys the chain hashes (HMAC); without it they are plain SHA-256. */
   hashKey?: Buffer;
   now?: () => number;
+  /**
+   * The state table, where the store keeps each execution's chain position
+   * (`AUDIT#<executionId>`: its chain and a sequence number at or before its
+   * first record), written before that record. Reads of one execution then use
+   * it with strongly consistent reads instead of the eventually consistent
+   * `byExecution` index. Without it, reads use the index.
+   */
+  positionTable?: string;
+  /** How long a position is kept; afterwards reads use the index (long caught up). Default 35 days. */
+  positionTtlMs?: number;
+}
+
+/** One execution's records as stored in its chain, read with strongly consistent reads. */
+export interface ChainedExecution {
+  chain: string;
+  entries: (ChainedEntry & { verified: boolean })[];
 }
 
 export const dynamoAuditDefaults = {
@@ -50,7 +68,10 @@ export const dynamoAuditDefaults = {
    * must not hold up every later run of its command.
    */
   queueWaitMs: 1000,
+  positionTtlMs: 35 * 86_400_000,
 } as const;
+
+export const positionKey = (executionId: string) => `AUDIT#${executionId}`;
 
 const ALL = 'ALL';
 const chainPartition = (chain: string) => `CHAIN#${chain}`;
@@ -103,14 +124,29 @@ export class DynamoAuditStore implements AuditStore {
   }
 
   private async appendNow(entry: AuditEntry): Promise<void> {
+    try {
+      await this.appendFitted(entry);
+    } catch (error) {
+      throw asStoreError(error);
+    }
+  }
+
+  private async appendFitted(entry: AuditEntry): Promise<void> {
     const { command, executionId } = entry.record;
     const chain = chainOf(command, executionId);
-    const recordJson = JSON.stringify(entry.record);
+    // Capped by its stored bytes, with what was cut said in the record itself.
+    const recordJson = JSON.stringify(fitRecord(entry.record));
     let head = this.heads.get(chain);
+    let positioned = entry.kind !== 'attempt' || !this.options.positionTable;
     const giveUpAt = Date.now() + dynamoAuditDefaults.appendBudgetMs;
     for (let attempt = 0; attempt < dynamoAuditDefaults.appendTries && Date.now() < giveUpAt; attempt++) {
       head ??= await this.readHead(chain);
       const seq = head.seq + 1;
+      if (!positioned) {
+        // Before the record: no chained attempt without its position (a later number only moves it forward).
+        await this.writePosition(executionId, chain, seq);
+        positioned = true;
+      }
       const hash = chainHash({ chain, seq, kind: entry.kind, executionId, recordJson, prevHash: head.hash }, this.options.hashKey);
       try {
         await this.client.send(
@@ -152,11 +188,94 @@ export class DynamoAuditStore implements AuditStore {
     throw new Error(`could not append to the audit chain "${chain}": too much contention`);
   }
 
-  async getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
-    return foldExecution(await this.entriesOf(executionId), this.now());
+  /**
+   * One execution. `consistent`: only strongly consistent reads (its position,
+   * then its chain), for reads that decide something; the index is used only for
+   * an execution without a position. Otherwise the index first (one request), and
+   * the consistent path when the index does not have it yet (right after a 202).
+   */
+  async getExecution(executionId: string, options: { consistent?: boolean } = {}): Promise<ExecutionRecord | undefined> {
+    try {
+      if (!options.consistent) {
+        const indexed = await this.entriesOf(executionId);
+        if (indexed.length > 0 || !this.options.positionTable) return foldExecution(indexed, this.now());
+      }
+      const chained = await this.readExecution(executionId);
+      const entries = chained
+        ? chained.entries.map((entry) => ({ kind: entry.kind, record: JSON.parse(entry.recordJson) }) as AuditEntry)
+        : options.consistent
+          ? await this.entriesOf(executionId)
+          : [];
+      return foldExecution(entries, this.now());
+    } catch (error) {
+      throw asStoreError(error);
+    }
+  }
+
+  /**
+   * One execution's records, read with strongly consistent reads only: its
+   * position (GetItem, ConsistentRead) and its chain from there (Query,
+   * ConsistentRead), up to its outcome. Only chained items; each says whether its
+   * hash matches its content (`verified`). Undefined when the store keeps no
+   * position for it (positions off, expired, or an id never written): then only
+   * the index can tell.
+   */
+  async readExecution(executionId: string): Promise<ChainedExecution | undefined> {
+    const table = this.options.positionTable;
+    if (!table) return undefined;
+    const { Item } = await this.client.send(new GetCommand({ TableName: table, Key: { [stateKeys.partition]: positionKey(executionId) }, ConsistentRead: true }));
+    if (!Item) return undefined;
+    const { chain, fromSeq } = JSON.parse(String(Item.value)) as { chain: string; fromSeq: number };
+    const entries: ChainedExecution['entries'] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const response = await this.client.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND sk >= :from',
+          FilterExpression: 'executionId = :id',
+          ExpressionAttributeValues: { ':pk': chainPartition(chain), ':from': seqKey(fromSeq), ':id': executionId },
+          ConsistentRead: true,
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        }),
+      );
+      for (const item of response.Items ?? []) {
+        const entry = toChainedEntry(item);
+        const verified = chainHash({ chain, seq: entry.seq, kind: entry.kind, executionId, recordJson: entry.recordJson, prevHash: entry.prevHash }, this.options.hashKey) === entry.hash;
+        entries.push({ ...entry, verified });
+      }
+      // Its outcome is its last record: nothing of it comes later.
+      if (entries.some((entry) => entry.kind === 'outcome')) break;
+      startKey = response.LastEvaluatedKey;
+    } while (startKey);
+    return { chain, entries };
+  }
+
+  private async writePosition(executionId: string, chain: string, fromSeq: number): Promise<void> {
+    const expiresAt = this.now() + (this.options.positionTtlMs ?? dynamoAuditDefaults.positionTtlMs);
+    await this.client.send(
+      new PutCommand({
+        TableName: this.options.positionTable!,
+        Item: {
+          [stateKeys.partition]: positionKey(executionId),
+          owner: executionId,
+          expiresAt,
+          [stateKeys.ttl]: Math.ceil(expiresAt / 1000),
+          value: JSON.stringify({ chain, fromSeq }),
+        },
+      }),
+    );
   }
 
   async listExecutions(query: ExecutionQuery): Promise<ExecutionPage> {
+    try {
+      return await this.listExecutionsNow(query);
+    } catch (error) {
+      throw asStoreError(error);
+    }
+  }
+
+  private async listExecutionsNow(query: ExecutionQuery): Promise<ExecutionPage> {
     const { byActor, byCommand, all } = auditKeys;
     const [index, partition, value] = query.actorKey
       ? [byActor.index, byActor.partition, query.actorKey]
@@ -216,14 +335,7 @@ export class DynamoAuditStore implements AuditStore {
         // `since` picks where the walk starts; from there on every record is checked.
         if (!started && recordTime(item.record) >= since!) started = true;
         if (!started) continue;
-        yield {
-          kind: item.kind as AuditKind,
-          executionId: String(item.executionId),
-          seq: Number(String(item.sk)),
-          prevHash: String(item.prevHash),
-          hash: String(item.hash),
-          recordJson: String(item.record),
-        };
+        yield toChainedEntry(item);
       }
       startKey = response.LastEvaluatedKey;
     } while (startKey);
@@ -265,6 +377,17 @@ export class DynamoAuditStore implements AuditStore {
     );
     return Items.map((item) => ({ kind: item.kind, record: JSON.parse(String(item.record)) }) as AuditEntry);
   }
+}
+
+function toChainedEntry(item: Record<string, unknown>): ChainedEntry {
+  return {
+    kind: item.kind as AuditKind,
+    executionId: String(item.executionId),
+    seq: Number(String(item.sk)),
+    prevHash: String(item.prevHash),
+    hash: String(item.hash),
+    recordJson: String(item.record),
+  };
 }
 
 /** Resolves when `promise` settles or after `ms`, whichever is first. */
