@@ -48,7 +48,10 @@ export class Reading {
   async getExecution(executionId: string, actor: Actor): Promise<ExecutionRecord> {
     if (!EXECUTION_ID_PATTERN.test(executionId)) throw new NotFound('No such execution.');
     const record = await this.deps.recorder.getExecution(executionId);
-    if (!record || !this.deps.policy.mayRead(record, actor)) throw new NotFound('No such execution.');
+    const { policy } = this.deps;
+    // Its readers, and the approvers a request waits for (what they approve must not be blind).
+    const visible = record && (policy.mayRead(record, actor) || policy.mayReview(record, actor, await policy.commandIfAllowed(record.command)));
+    if (!record || !visible) throw new NotFound('No such execution.');
     return record;
   }
 

@@ -130,7 +130,7 @@ export class Running {
       timeLimitMs,
     });
     const logFields = { executionId, command: command.name, actor: actorKey(request.actor), channel: request.source.channel };
-    return runs.exclusive(command, executionId, timeLimitMs, async () => {
+    return runs.exclusive(command, executionId, timeLimitMs, async (lease) => {
       await recorder.appendOrRefuse({ kind: 'attempt', record: attempt }, logFields);
       const remaining = Math.max(1, Math.min(timeLimitMs, notAfter - now()));
       return runs.run({
@@ -142,6 +142,7 @@ export class Running {
         timeLimitMs: remaining,
         started,
         answerBy: notAfter + recorderDefaults.outcomeWriteMarginMs,
+        lease,
       });
     });
   }
