@@ -8,8 +8,8 @@ import { commandDefaults } from '../command.js';
 import type { ManageConfig } from '../config.js';
 import { AuditUnavailable, Forbidden, InvalidRequest, NotFound } from '../errors.js';
 import { EXECUTION_ID_PATTERN } from '../ids.js';
-import { chainsOf, verifyChain } from '../stores/audit/chain.js';
-import { InvalidCursorError, actorKey, type AuditStore, type ExecutionRecord } from '../stores/audit/store.js';
+import { chainsOf, verifyChain, type ChainProblem } from '../stores/audit/chain.js';
+import { InvalidCursorError, actorKey, type AuditStore, type ExecutionRecord, type StrayItem } from '../stores/audit/store.js';
 import { COMMAND_NAME, type Policy } from './policy.js';
 import type { Recorder } from './recorder.js';
 import type { CommandSummary } from './types.js';
@@ -100,7 +100,19 @@ export class Reading {
       );
       if (report.records > 0 || report.problems.length > 0) chains.push(report);
     }
-    const problems = chains.flatMap((chain) => chain.problems);
+    const problems: ChainProblem[] = chains.flatMap((chain) => chain.problems);
+    // Items outside the chains walked (as far as the store can enumerate them: the list indexes).
+    const strays = (await recorder.readAudit(async () => (await this.deps.audit.findStrays?.(commands, { everything: !query.command })) ?? [])) as StrayItem[];
+    for (const stray of strays) {
+      problems.push({
+        command: stray.pk.startsWith('CHAIN#') ? stray.pk.slice('CHAIN#'.length).replace(/#\d+$/, '') : '',
+        chain: stray.pk,
+        seq: Number(stray.sk) || 0,
+        ...(stray.executionId ? { executionId: stray.executionId } : {}),
+        problem: 'outside_chain',
+        detail: `an item (${stray.kind ?? 'no kind'}, ${stray.pk} / ${stray.sk}) is listed by the ${stray.index} index but is no attempt of a chain verified here`,
+      });
+    }
     return { ok: problems.length === 0, keyed: Boolean(config.auditHmacKey), chains, problems };
   }
 }

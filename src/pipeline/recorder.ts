@@ -12,7 +12,7 @@ import { describeError, type Logger } from '../log.js';
 import { auditLimits, capJson, redactArguments, scrubValue, secretScrubber } from '../redact.js';
 import type { StateStore } from '../stores/state/store.js';
 import { DigestKey, sensitiveHmacs } from './rails.js';
-import type { AttemptRecord, AuditEntry, AuditStore, ExecutionRecord, ExecutionStatus, OutcomeRecord } from '../stores/audit/store.js';
+import { AuditIntegrityError, type AttemptRecord, type AuditEntry, type AuditStore, type ExecutionRecord, type ExecutionStatus, type OutcomeRecord } from '../stores/audit/store.js';
 import type { ExecutionRequest, ExecutionResponse } from './types.js';
 
 export const recorderDefaults = {
@@ -86,6 +86,11 @@ export class Recorder {
     try {
       return await read();
     } catch (error) {
+      if (error instanceof AuditIntegrityError) {
+        // What verify would report as altered is not shown as if it were the record.
+        this.deps.logger.log('error', 'audit.unverified', { executionId: error.executionId });
+        throw new AuditUnavailable({ cause: error, message: `The audit records of execution ${error.executionId} do not verify; they are not shown (see GET /__manage__/audit/verify).` });
+      }
       this.deps.logger.log('error', 'audit.read_failed', { error: describeError(error) });
       if (error instanceof InvalidRequest) throw error;
       throw new AuditUnavailable({ cause: error, message: 'The audit store cannot be read.' });

@@ -8,7 +8,7 @@
  * does not hold the key cannot forge a consistent chain after an edit.
  */
 import { createHash, createHmac } from 'node:crypto';
-import type { AuditKind, ChainedEntry } from './store.js';
+import { actorKey, type AuditKind, type ChainedEntry } from './store.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -46,7 +46,7 @@ export function argumentHmac(key: Buffer, command: string, name: string, value: 
   return createHmac('sha256', key).update(`${command}\n${name}\n${JSON.stringify(value)}`).digest('hex');
 }
 
-export type ChainProblemKind = 'altered' | 'missing' | 'reordered' | 'broken_link';
+export type ChainProblemKind = 'altered' | 'missing' | 'reordered' | 'broken_link' | 'misindexed' | 'outside_chain';
 
 export interface ChainProblem {
   command: string;
@@ -112,6 +112,11 @@ export async function verifyChain(
     } else if (!previous && entry.seq === 1 && entry.prevHash !== GENESIS_HASH) {
       problem('broken_link', 'the first record does not start the chain');
     }
+    // Index attributes are checked on a record that is itself intact (an altered one is reported as such).
+    if (entry.listed && parsed && report.problems.length === problemsBefore) {
+      const wrong = misindexed(entry, parsed);
+      if (wrong.length) problem('misindexed', `its list-index attributes differ from its record (${wrong.join(', ')}): reads would list it wrongly or not at all`);
+    }
     previous = entry;
     previousFlagged = report.problems.length > problemsBefore;
     if (since === undefined || previousFlagged || recordTime(parsed) >= since) {
@@ -121,6 +126,18 @@ export async function verifyChain(
     }
   }
   return report;
+}
+
+/** The list-index attributes an item must carry: an attempt's are derived from its record; other items have none. */
+export function expectedListing(kind: AuditKind, record: { executionId?: string; command?: string; actor?: unknown }): NonNullable<ChainedEntry['listed']> {
+  if (kind !== 'attempt' || !record.actor || typeof record.actor !== 'object') return {};
+  return { listSk: record.executionId, actorKey: actorKey(record.actor as never), command: record.command, listAll: 'ALL' };
+}
+
+function misindexed(entry: ChainedEntry, parsed: { executionId?: string; command?: string }): string[] {
+  const expected = expectedListing(entry.kind, parsed as never);
+  const names = ['listSk', 'actorKey', 'command', 'listAll'] as const;
+  return names.filter((name) => (entry.listed?.[name] ?? undefined) !== (expected[name] ?? undefined));
 }
 
 function linkOf(chain: string, entry: ChainedEntry, seq: number): ChainLink {

@@ -107,6 +107,13 @@ export interface ChainedEntry {
   prevHash: string;
   hash: string;
   recordJson: string;
+  /**
+   * The item's list-index attributes (DynamoDB: `listSk`, `actorKey`, `command`,
+   * `listAll`), which the hash does not cover: verification checks them against
+   * the record (attempts carry exactly what the record implies, other items none).
+   * Absent for stores without such attributes.
+   */
+  listed?: Partial<Record<'listSk' | 'actorKey' | 'command' | 'listAll', string>>;
 }
 
 /** An execution as read back: its records folded into one view. */
@@ -134,6 +141,18 @@ export interface ExecutionQuery {
 export interface ExecutionPage {
   executions: ExecutionRecord[];
   cursor?: string;
+  /** Listed by an index but not shown: no chained, verified records, or records that say otherwise than the index. */
+  withheld?: { executionId: string; reason: string }[];
+}
+
+/** An item in the audit table that no chain accounts for (verify reports it). */
+export interface StrayItem {
+  pk: string;
+  sk: string;
+  executionId?: string;
+  kind?: string;
+  /** The index it was found through. */
+  index: string;
 }
 
 export interface AuditStore {
@@ -160,6 +179,21 @@ export interface AuditStore {
    * it to pick where to start (a record's time is what an edit can change).
    */
   readChain(chain: string, options?: { since?: string }): AsyncIterable<ChainedEntry>;
+  /**
+   * Items that the list indexes show but no walked chain holds as an execution's
+   * attempt (a forged or misplaced item), for the chains of `commands` (`everything`:
+   * `commands` are all the service's, so every listed item must be theirs). Only what
+   * the store can enumerate without a scan (DynamoDB: the `all` and `byCommand` indexes).
+   */
+  findStrays?(commands: readonly string[], options?: { everything?: boolean }): Promise<StrayItem[]>;
+}
+
+/** An execution's chained records do not match their hashes: a read refuses to show them. */
+export class AuditIntegrityError extends Error {
+  override readonly name = 'AuditIntegrityError';
+  constructor(readonly executionId: string) {
+    super(`the audit records of execution ${executionId} do not verify`);
+  }
 }
 
 /** A cursor that does not decode to what this store issued. */
