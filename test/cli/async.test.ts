@@ -57,6 +57,13 @@ describe('mm --async, --wait, approve, reject, audit verify, retries', { timeout
       }
       if (req.method === 'GET' && segments[1] === 'executions' && segments.length === 3) {
         const id = segments[2]!;
+        if (id === ID(11)) {
+          // Index lag right after a 202: the record is not readable for the first two reads.
+          const n = (polls.get(id) ?? 0) + 1;
+          polls.set(id, n);
+          if (n <= 2) return sendJson(res, 404, { error: { code: 'NotFound', message: 'No such execution.' } });
+          return sendJson(res, 200, { executionId: id, command: 'lagging', status: 'succeeded', actor: { kind: 'token', issuer: 'x', subject: 'alice', groups: [] }, args: {}, startedAt: 'x', finishedAt: 'x', durationMs: 5, result: { late: true }, output: [] });
+        }
         if (id === ID(10)) {
           // A record whose digest is not that of the arguments it shows.
           return sendJson(res, 200, { executionId: id, command: 'long', status: 'awaiting_approval', actor: { kind: 'token', issuer: 'x', subject: 'alice', groups: [] }, args: { table: 'customers' }, startedAt: 'x', planDigest: planDigestOf('long', { table: 'orders' }, {}) });
@@ -110,6 +117,8 @@ describe('mm --async, --wait, approve, reject, audit verify, retries', { timeout
               return;
             }
             return sendJson(res, 200, { executionId: ID(7), command, status: 'succeeded', result: null, output: [], startedAt: 'x', finishedAt: 'x', durationMs: 1 });
+          case 'lagging':
+            return sendJson(res, 202, { executionId: ID(11), command, status: 'accepted' }, { location: `/__manage__/executions/${ID(11)}` });
           case 'awaiting':
             return sendJson(res, 202, { executionId: ID(8), command, status: 'awaiting_approval' });
           case 'down':
@@ -193,6 +202,14 @@ describe('mm --async, --wait, approve, reject, audit verify, retries', { timeout
     assert.equal(body.status, 'failed');
     assert.equal(json.stdout, `${JSON.stringify(body)}\n`);
     assert.equal(json.stderr, '');
+  });
+
+  test('mm run --wait right after a 202 treats a 404 as "not yet" (index lag) and follows the execution to its end', T, async () => {
+    polls.delete(ID(11));
+    const r = await mm(['run', 'lagging', '--wait'], { env: { MM_POLL_INTERVAL_MS: '20' } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /lagging succeeded/);
+    assert.equal(polls.get(ID(11)), 3, 'two 404s, then the record');
   });
 
   test('a command longer than the HTTP window waits by default; --no-wait runs it synchronously', T, async () => {
