@@ -232,6 +232,22 @@ describe('8. an approved request cannot be stranded', () => {
   });
 });
 
+describe('8. the approver must still be one when approving', () => {
+  it('a group no longer named as approvers cannot approve a request made while it was', async () => {
+    const { executionId, planDigest } = await requestDrop('audit_log');
+    // Since the request, the configuration names other approvers for the command.
+    const moved = stack.withEnv({ MANAGE_APPROVAL: '{"drop":["leads"]}' });
+    const refused = await decide(moved, dana, executionId, 'approve', { planDigest });
+    assert.equal(refused.status, 403, refused.raw);
+    assert.equal(refused.body.error.code, 'Forbidden');
+    assert.equal(ran.includes('drop audit_log'), false);
+    // Still awaiting: a current approver decides it.
+    const lead = await stack.token({ sub: 'lena', groups: ['leads'] });
+    assert.equal((await decide(moved, lead, executionId, 'approve', { planDigest })).status, 200);
+    assert.ok(ran.includes('drop audit_log'));
+  });
+});
+
 describe('9. an exclusive command never runs twice at once', () => {
   it('a command that ignores its abort signal keeps the lease until it really stops', async () => {
     const state = new DynamoStateStore({ tableName: stack.dynamo.stateTableName, region: 'us-east-1', endpoint: stack.dynamo.endpoint });
