@@ -48,3 +48,33 @@ export function validateArguments(schema: TObject, data: Record<string, unknown>
   }
   throw new InvalidArguments(issues);
 }
+
+/**
+ * True if the JSON of `value` is longer than `maxBytes` (UTF-8), found without
+ * recursion (an event nested 30,000 levels deep must not overflow the stack) and
+ * stopping as soon as the limit is passed. Approximate by a few bytes per string
+ * (escapes are counted as the characters that need them).
+ */
+export function jsonBytesOver(value: unknown, maxBytes: number): boolean {
+  let total = 0;
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const item = pending.pop();
+    if (typeof item === 'string') total += Buffer.byteLength(item) + 2;
+    else if (typeof item === 'number' || typeof item === 'boolean' || typeof item === 'bigint') total += String(item).length;
+    else if (item === null || item === undefined) total += 4;
+    else if (Array.isArray(item)) {
+      total += 1 + item.length;
+      for (const entry of item) pending.push(entry);
+    } else if (typeof item === 'object') {
+      const keys = Object.keys(item);
+      total += 1 + keys.length;
+      for (const key of keys) {
+        total += Buffer.byteLength(key) + 3;
+        pending.push((item as Record<string, unknown>)[key]);
+      }
+    }
+    if (total > maxBytes) return true;
+  }
+  return false;
+}

@@ -5,6 +5,7 @@ import { colors, errLine, isInteractive, out, outLine, outRaw } from '../io.js';
 import { actorLabel, formatOutcome } from '../format.js';
 import { askConfirm, startProgress } from '../ui.js';
 import type { Session } from '../session.js';
+import { planDigestOf } from '../../src/pipeline/rails.js';
 import { executionPath, waitForExecution } from './wait.js';
 import { parseSeconds } from './parse.js';
 
@@ -18,10 +19,15 @@ export async function decide(session: Session, decision: 'approve' | 'reject', e
   const id = executionId.trim();
   if (!id) throw usageError(`mm ${decision} needs an execution id (see mm executions).`);
   const waitTimeoutMs = options.waitTimeout === undefined ? undefined : parseSeconds(options.waitTimeout, '--wait-timeout') * 1000;
-  // An approval names the plan it approves (the server refuses it if the arguments changed since).
-  const record = decision === 'approve' ? await readRecord(session, id) : undefined;
-  if (decision === 'approve' && session.profile.confirm && !options.yes) await confirmApproval(session, id, record);
-  const planDigest = typeof record?.planDigest === 'string' ? record.planDigest : undefined;
+  // An approval names the plan it approves: the approver sees the request first (command, redacted
+  // arguments, requester, digest), and the server refuses an approval without the digest or with another.
+  let planDigest: string | undefined;
+  if (decision === 'approve') {
+    const record = await readRecord(session, id);
+    planDigest = checkedDigest(record);
+    showRequest(session, id, record, planDigest);
+    if (!options.yes) await confirmApproval(session);
+  }
 
   // Approving runs the command (within the HTTP window): that can take a while.
   const progress = await startProgress(decision === 'approve' ? `Approving ${id}` : `Rejecting ${id}`, { quiet: session.json });
@@ -54,23 +60,43 @@ export async function decide(session: Session, decision: 'approve' | 'reject', e
   return Exit.Ok;
 }
 
-/** The execution as the approver sees it; undefined if it cannot be read (the decision is then the server's to refuse). */
-async function readRecord(session: Session, id: string): Promise<Record<string, any> | undefined> {
+/** The execution as the approver sees it; what cannot be read cannot be approved (nothing approved blind). */
+async function readRecord(session: Session, id: string): Promise<Record<string, any>> {
   const response = await session.api.request('GET', executionPath(id));
-  if (response.status === 401) throw errorFromResponse(response);
-  return response.status === 200 && typeof response.body === 'object' && response.body !== null ? response.body : undefined;
+  if (response.status !== 200 || typeof response.body !== 'object' || response.body === null) throw errorFromResponse(response);
+  return response.body;
 }
 
-async function confirmApproval(session: Session, id: string, record: Record<string, any> | undefined): Promise<void> {
-  if (!isInteractive()) {
-    throw usageError(`The profile "${session.profileName ?? ''}" asks for confirmation and there is no terminal to ask on; add --yes to approve anyway.`);
+/**
+ * The record's plan digest, recomputed from what the record shows (its command,
+ * its redacted arguments and the keyed hashes of the sensitive ones): what is
+ * approved is exactly what was shown.
+ */
+function checkedDigest(record: Record<string, any>): string {
+  if (record.status !== 'awaiting_approval') {
+    throw new CliError(Exit.Conflict, 'Conflict', `Execution ${record.executionId ?? ''} is not awaiting approval: it is ${String(record.status ?? 'unknown').replace(/_/g, ' ')}.`);
   }
+  const digest = record.planDigest;
+  const args = typeof record.args === 'object' && record.args !== null ? record.args : {};
+  const argsHmac = typeof record.argsHmac === 'object' && record.argsHmac !== null ? record.argsHmac : {};
+  if (typeof digest !== 'string' || planDigestOf(String(record.command), args, argsHmac) !== digest) {
+    throw new CliError(Exit.Conflict, 'Conflict', 'The request shown does not match its plan digest: nothing was approved.');
+  }
+  return digest;
+}
+
+function showRequest(session: Session, id: string, record: Record<string, any>, digest: string): void {
   const c = colors.err;
-  if (record) {
-    errLine(`${c.bold('About to approve')} ${c.bold(c.cyan(String(record.command ?? '?')))} requested by ${actorLabel(record.actor)} ${c.dim(`(${session.api.baseUrl})`)}`);
-    errLine(`  arguments ${JSON.stringify(record.args ?? {})}`);
-  } else {
-    errLine(`${c.bold('About to approve')} execution ${id} ${c.dim('(its record could not be read)')}`);
+  errLine(`${c.bold('Approval of')} ${c.bold(c.cyan(String(record.command ?? '?')))} ${c.dim(`(execution ${id}, ${session.api.baseUrl})`)}`);
+  errLine(`  requested by ${actorLabel(record.actor)}${record.requestedAt ? ` at ${record.requestedAt}` : ''}`);
+  errLine(`  arguments    ${JSON.stringify(record.args ?? {})}`);
+  if (record.argsHmac && Object.keys(record.argsHmac).length) errLine(`  sensitive    ${Object.keys(record.argsHmac).join(', ')} (redacted; keyed hashes in the record)`);
+  errLine(`  plan digest  ${digest}`);
+}
+
+async function confirmApproval(session: Session): Promise<void> {
+  if (!isInteractive()) {
+    throw usageError(`mm approve shows the request and asks before approving; there is no terminal to ask on${session.profileName ? ` (profile "${session.profileName}")` : ''}: add --yes to approve what is shown.`);
   }
   if (!(await askConfirm('Approve and run it?', false))) throw new CliError(Exit.Usage, 'Cancelled', 'Cancelled: nothing was approved.');
 }

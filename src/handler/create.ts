@@ -52,7 +52,7 @@ export function createManageHandler(config: ManageConfig, options: ManageHandler
   const shared = () => (client ??= createDynamoClient(dynamo));
   const audit =
     options.audit ??
-    new DynamoAuditStore({ ...dynamo, tableName: config.auditTable, ...(config.auditHmacKey ? { hashKey: config.auditHmacKey } : {}) }, shared());
+    new DynamoAuditStore({ ...dynamo, tableName: config.auditTable, positionTable: config.stateTable, ...(config.auditHmacKey ? { hashKey: config.auditHmacKey } : {}) }, shared());
   const state = options.state ?? new DynamoStateStore({ ...dynamo, tableName: config.stateTable }, shared());
   const verifier =
     options.verifier ?? createTokenVerifier(config, { logger, ...(options.jwksFetcher ? { fetcher: options.jwksFetcher } : {}) });
@@ -64,7 +64,7 @@ export function createManageHandler(config: ManageConfig, options: ManageHandler
   const reporter = options.reporter ?? new StepFunctionsTaskReporter({ region: config.region, ...(config.sfnEndpoint ? { endpoint: config.sfnEndpoint } : {}) });
   const pipeline = createPipeline({ config, audit, state, ...(launcher ? { launcher } : {}), reporter, commands: options.commands, logger, ...(options.now ? { now: options.now } : {}) });
   const http = createHttpHandler({ config, verifier, pipeline });
-  const invoke = new InvokeAdapter({ pipeline });
+  const invoke = new InvokeAdapter({ pipeline, maxEventBytes: config.maxBodyBytes });
 
   // The command's own time limit governs; middy's early timeout would cut runs short of it.
   return middy<unknown, unknown, Error, Context>({ timeoutEarlyInMillis: 0 })

@@ -4,6 +4,7 @@
  */
 import type { Context } from 'aws-lambda';
 import { InvalidRequest } from '../errors.js';
+import { jsonBytesOver } from '../validation.js';
 import { isPlainObject } from './http.js';
 import type { ExecuteResult, Pipeline } from '../pipeline/index.js';
 import type { WorkerEvent } from './worker.js';
@@ -29,10 +30,10 @@ export const invokeDefaults = {
 const EVENT_KEYS = new Set(['command', 'data', 'dryRun', 'idempotencyKey', 'actor', 'taskToken']);
 
 export class InvokeAdapter {
-  constructor(private readonly deps: { pipeline: Pick<Pipeline, 'running' | 'deferring'> }) {}
+  constructor(private readonly deps: { pipeline: Pick<Pipeline, 'running' | 'deferring'>; maxEventBytes?: number }) {}
 
   async handle(event: unknown, context: Context): Promise<ExecuteResult> {
-    const request = parseInvokeEvent(event);
+    const request = parseInvokeEvent(event, this.deps.maxEventBytes);
     const remaining = context?.getRemainingTimeInMillis?.() ?? 900_000;
     return this.deps.pipeline.running.execute({
       command: request.command,
@@ -54,8 +55,12 @@ export class InvokeAdapter {
   }
 }
 
-export function parseInvokeEvent(event: unknown): InvokeEvent {
+export function parseInvokeEvent(event: unknown, maxBytes?: number): InvokeEvent {
   if (!isPlainObject(event)) throw new InvalidRequest('The event must be a JSON object with a "command".');
+  // Capped like an HTTP body (MANAGE_MAX_BODY_BYTES): what cannot be recorded is refused before anything is.
+  if (maxBytes !== undefined && jsonBytesOver(event, maxBytes)) {
+    throw new InvalidRequest(`The event is larger than ${maxBytes} bytes.`);
+  }
   const unknownKeys = Object.keys(event).filter((key) => !EVENT_KEYS.has(key));
   if (unknownKeys.length > 0) {
     throw new InvalidRequest(`Unknown event key(s): ${unknownKeys.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 64))).join(', ')}.`);

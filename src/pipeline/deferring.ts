@@ -8,7 +8,7 @@
 import type { Actor, Command } from '../command.js';
 import { commandDefaults } from '../command.js';
 import type { ManageConfig } from '../config.js';
-import { CommandFailed, Conflict, Forbidden, InternalError, NotFound, toManageError, type ManageError } from '../errors.js';
+import { CommandFailed, CommandNotAllowed, Conflict, Forbidden, InternalError, InvalidRequest, NotFound, toManageError, type ManageError } from '../errors.js';
 import { EXECUTION_ID_PATTERN } from '../ids.js';
 import { describeError, type Logger } from '../log.js';
 import { actorKey, type AttemptRecord } from '../stores/audit/store.js';
@@ -32,6 +32,8 @@ interface PendingRun {
   approvers: string[];
   /** A Step Functions task waits for this execution: its token is in the `TASK#` item. */
   reportsToTask?: boolean;
+  /** The command's sensitive argument names, to recompute the plan digest. */
+  sensitive?: readonly string[];
 }
 
 const pendingKey = (executionId: string) => `PENDING#${executionId}`;
@@ -61,7 +63,7 @@ export class Deferring {
   ): Promise<PendingResponse> {
     const requested = this.deps.now();
     const expiresAt = requested + this.deps.config.approvalTtlSeconds * 1000;
-    const digest = planDigest(command.name, args);
+    const digest = planDigest(command.name, args, command.sensitive ?? [], this.deps.recorder.digestKey.current());
     const attempt = this.deps.recorder.attemptRecord(command, args, executionId, request, {
       status: 'awaiting_approval',
       started: requested,
@@ -69,7 +71,7 @@ export class Deferring {
       timeLimitMs: command.timeLimitMs ?? commandDefaults.timeLimitMs,
       planDigest: digest,
     });
-    const logFields = await this.defer(attempt, request, { kind: 'approval', args, dryRun: false, approvers });
+    const logFields = await this.defer(attempt, request, { kind: 'approval', args, dryRun: false, approvers, sensitive: command.sensitive ?? [] });
     this.deps.logger.log('info', 'approval.requested', logFields);
     return {
       executionId,
@@ -113,11 +115,18 @@ export class Deferring {
     options: { planDigest?: string; maxTimeMs: number },
   ): Promise<ExecutionResponse | RejectedResponse | PendingResponse> {
     const { state, recorder, policy, logger } = this.deps;
+    // Asked of every approval alike, before anything is looked up: it reveals nothing about the id.
+    if (decision === 'approved' && !options.planDigest) {
+      throw new InvalidRequest(
+        'Approving needs the "planDigest" of the request you reviewed: read it (GET /__manage__/executions/{id}, or `mm approve <id>`) and send it back.',
+      );
+    }
     if (!EXECUTION_ID_PATTERN.test(executionId)) throw new NotFound('No such execution.');
     const pending = await recorder.guardState(() => state.get<PendingRun>(pendingKey(executionId)));
     if (!pending) {
-      const record = await recorder.getExecution(executionId);
-      if (!record || !policy.maySeeDecision(record, approver)) throw new NotFound('No such execution.');
+      const record = await recorder.getExecution(executionId, { consistent: true });
+      const command = record && (await policy.commandIfAllowed(record.command));
+      if (!record || !policy.maySeeDecision(record, approver, command)) throw new NotFound('No such execution.');
       throw new Conflict(
         record.status === 'awaiting_approval'
           ? `Execution ${executionId} cannot be decided now; try again.`
@@ -125,17 +134,29 @@ export class Deferring {
       );
     }
     const run = pending.value;
+    const command = await policy.commandIfAllowed(run.command);
+    // The approvers now: the config may have changed since the request (the recorded ones if it names none).
+    const current = policy.approversOf(run.command, command);
+    const approvers = current.length > 0 ? current : run.approvers;
+    // Authorize before revealing state: whoever may not know of this execution gets what an unknown id gets.
+    const mayKnow =
+      policy.isAuditor(approver) ||
+      policy.samePerson(approver, run.requester) ||
+      policy.isApprover(approver, run.approvers) ||
+      policy.isApprover(approver, approvers);
+    if (!mayKnow) throw new NotFound('No such execution.');
     if (run.kind !== 'approval') throw new Conflict(`Execution ${executionId} is not awaiting approval.`);
-    if (!policy.isApprover(approver, run.approvers)) {
-      throw new Forbidden(`Only members of ${run.approvers.join(', ')} may decide on this execution.`);
+    if (!policy.isApprover(approver, approvers)) {
+      throw new Forbidden(`Only members of ${approvers.join(', ')} may decide on this execution.`);
     }
-    if (actorKey(approver) === actorKey(run.requester)) {
+    if (policy.samePerson(approver, run.requester)) {
       throw new Forbidden('You cannot decide on your own request: a second person must (two-person rule).');
     }
     if (options.planDigest !== undefined && options.planDigest !== run.planDigest) {
       throw new Conflict('The plan you reviewed is not the plan awaiting approval.');
     }
-    if (planDigest(run.command, run.args) !== run.planDigest) {
+    const key = await recorder.loadDigestKey();
+    if (planDigest(run.command, run.args, run.sensitive ?? [], key) !== run.planDigest) {
       logger.log('error', 'approval.digest_mismatch', { executionId, command: run.command });
       throw new InternalError();
     }
@@ -157,7 +178,17 @@ export class Deferring {
       if (run.reportsToTask) await this.deps.tasks.report(executionId, new Forbidden(`Execution ${executionId} was rejected by ${actorKey(approver)}.`));
       return { executionId, command: run.command, status: 'rejected', decidedBy: actorKey(approver), decidedAt };
     }
-    const command = await policy.command(run.command);
+    if (!command) {
+      // Approved, but the command was taken off the allowlist since the request: it will never run.
+      // Closed now, with the reason, and a waiting Step Functions task is told, rather than left to expire.
+      const failure = new CommandNotAllowed(run.command);
+      failure.message = `Command "${run.command}" is no longer allowed; the approved request was not run.`;
+      await recorder.closeUnrun(executionId, run.command, failure);
+      failure.executionId = executionId;
+      logger.log('warn', 'approval.command_not_allowed', logFields);
+      if (run.reportsToTask) await this.deps.tasks.report(executionId, failure);
+      throw failure;
+    }
     const launcher = this.deps.launcher;
     if (launcher && (run.reportsToTask || (command.timeLimitMs ?? commandDefaults.timeLimitMs) > options.maxTimeMs)) {
       // Too long for this request (or a Step Functions task waits): the approved run goes to a worker.
@@ -204,11 +235,11 @@ export class Deferring {
     try {
       const command = await policy.command(run.command);
       const timeLimitMs = policy.timeLimit(command, maxTimeMs);
-      const response = await runs.exclusive(command, executionId, timeLimitMs, async () => {
+      const response = await runs.exclusive(command, executionId, timeLimitMs, async (lease) => {
         const started = now();
         const start = { executionId, command: command.name, startedAt: new Date(started).toISOString(), deadline: new Date(started + timeLimitMs).toISOString(), timeLimitMs };
         await recorder.appendOrRefuse({ kind: 'start', record: start }, { executionId, command: command.name });
-        return runs.run({ command, args: run.args, executionId, actor: run.requester, dryRun: run.dryRun, timeLimitMs, started });
+        return runs.run({ command, args: run.args, executionId, actor: run.requester, dryRun: run.dryRun, timeLimitMs, started, lease });
       });
       if (run.reportsToTask) await tasks.report(executionId, response);
       return response;
@@ -231,7 +262,7 @@ export class Deferring {
   private async defer(
     attempt: AttemptRecord,
     request: ExecutionRequest,
-    run: Pick<PendingRun, 'kind' | 'args' | 'dryRun' | 'approvers'>,
+    run: Pick<PendingRun, 'kind' | 'args' | 'dryRun' | 'approvers' | 'sensitive'>,
   ): Promise<Record<string, unknown>> {
     const { recorder, state } = this.deps;
     const { executionId, command } = attempt;
@@ -247,7 +278,7 @@ export class Deferring {
           value: {
             ...run,
             command,
-            planDigest: attempt.planDigest ?? planDigest(command, run.args),
+            planDigest: attempt.planDigest ?? planDigest(command, run.args, Object.keys(run.args), recorder.digestKey.current()),
             requester: request.actor,
             ...(request.taskToken ? { reportsToTask: true } : {}),
           },

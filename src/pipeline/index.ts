@@ -33,7 +33,7 @@ export function createPipeline(deps: PipelineDependencies): Pipeline {
   const now = deps.now ?? Date.now;
   const { config, audit, state, logger } = deps;
   const policy = new Policy({ config, commands: deps.commands, logger });
-  const recorder = new Recorder({ config, audit, logger, now });
+  const recorder = new Recorder({ config, audit, state, logger, now });
   const runs = new RecordedRuns({ state, policy, recorder, logger, now });
   const tasks = new TaskTokens({ state, recorder, logger, now, ...(deps.reporter ? { reporter: deps.reporter } : {}) });
   const deferring = new Deferring({ config, state, logger, now, policy, recorder, runs, tasks, ...(deps.launcher ? { launcher: deps.launcher } : {}) });

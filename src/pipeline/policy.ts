@@ -82,9 +82,51 @@ export class Policy {
     return approvers.some((group) => inGroups(actor, group));
   }
 
+  /**
+   * An approver may read a request that waits for their group (to see what they
+   * approve: its arguments are redacted as for every reader), and what they decided.
+   * `command` is the loaded command, for approvers the command itself declares.
+   */
+  mayReview(record: ExecutionRecord, actor: Actor, command?: Command): boolean {
+    if (actor.kind !== 'token') return false;
+    if (record.decision && this.samePerson(record.decision.by, actor)) return true;
+    return record.status === 'awaiting_approval' && this.isApprover(actor, this.approversOf(record.command, command));
+  }
+
   /** Who may learn where a decision on this execution stands: its readers and its command's approvers. */
-  maySeeDecision(record: ExecutionRecord, actor: Actor): boolean {
-    return this.mayRead(record, actor) || this.isApprover(actor, this.approversOf(record.command));
+  maySeeDecision(record: ExecutionRecord, actor: Actor, command?: Command): boolean {
+    return this.mayRead(record, actor) || this.isApprover(actor, this.approversOf(record.command, command));
+  }
+
+  /**
+   * The command if it may still run, undefined if it was taken off the allowlist
+   * (or is no command): for decisions on requests made before.
+   */
+  async commandIfAllowed(name: string): Promise<Command | undefined> {
+    try {
+      return await this.command(name);
+    } catch (error) {
+      if (error instanceof CommandNotAllowed) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Whether two identities are one person, for the two-person rule. The same
+   * issuer and subject, or — across issuers (Cognito and an OIDC issuer may both
+   * be trusted, and one person may hold an account at each) — a subject or
+   * username of one equal to a subject or username of the other, compared
+   * case-insensitively (Unicode NFKC, lower case). It errs towards "the same
+   * person": two people whose usernames differ only in case cannot approve each
+   * other's requests.
+   */
+  samePerson(a: Actor, b: Actor): boolean {
+    if (actorKey(a) === actorKey(b)) return true;
+    if (a.kind !== 'token' || b.kind !== 'token') return false;
+    const names = (actor: Extract<Actor, { kind: 'token' }>) =>
+      [actor.subject, actor.username].filter((name): name is string => typeof name === 'string' && name.length > 0).map(fold);
+    const mine = new Set(names(a));
+    return names(b).some((name) => mine.has(name));
   }
 
   isExclusive(command: Command): boolean {
@@ -100,6 +142,10 @@ export class Policy {
   timeLimit(command: Command, maxTimeMs: number): number {
     return Math.max(1, Math.min(command.timeLimitMs ?? commandDefaults.timeLimitMs, maxTimeMs));
   }
+}
+
+function fold(name: string): string {
+  return name.normalize('NFKC').toLowerCase();
 }
 
 function inGroups(actor: Actor, group: string): boolean {

@@ -8,8 +8,8 @@ import { commandDefaults } from '../command.js';
 import type { ManageConfig } from '../config.js';
 import { AuditUnavailable, Forbidden, InvalidRequest, NotFound } from '../errors.js';
 import { EXECUTION_ID_PATTERN } from '../ids.js';
-import { chainsOf, verifyChain } from '../stores/audit/chain.js';
-import { InvalidCursorError, actorKey, type AuditStore, type ExecutionRecord } from '../stores/audit/store.js';
+import { chainsOf, verifyChain, type ChainProblem } from '../stores/audit/chain.js';
+import { InvalidCursorError, actorKey, type AuditStore, type ExecutionRecord, type StrayItem } from '../stores/audit/store.js';
 import { COMMAND_NAME, type Policy } from './policy.js';
 import type { Recorder } from './recorder.js';
 import type { CommandSummary } from './types.js';
@@ -38,6 +38,7 @@ export class Reading {
         exclusive: policy.isExclusive(command),
         dryRun: Boolean(command.plan),
         ...(approvers.length ? { approvers } : {}),
+        ...(command.sensitive?.length ? { sensitive: [...command.sensitive] } : {}),
       });
     }
     return summaries;
@@ -47,7 +48,10 @@ export class Reading {
   async getExecution(executionId: string, actor: Actor): Promise<ExecutionRecord> {
     if (!EXECUTION_ID_PATTERN.test(executionId)) throw new NotFound('No such execution.');
     const record = await this.deps.recorder.getExecution(executionId);
-    if (!record || !this.deps.policy.mayRead(record, actor)) throw new NotFound('No such execution.');
+    const { policy } = this.deps;
+    // Its readers, and the approvers a request waits for (what they approve must not be blind).
+    const visible = record && (policy.mayRead(record, actor) || policy.mayReview(record, actor, await policy.commandIfAllowed(record.command)));
+    if (!record || !visible) throw new NotFound('No such execution.');
     return record;
   }
 
@@ -87,14 +91,28 @@ export class Reading {
     const chains = [];
     for (const chain of commands.flatMap(chainsOf)) {
       const report = await recorder.readAudit(() =>
-        verifyChain(chain, this.deps.audit.readChain(chain, query.since ? { since: query.since } : {}), {
+        // Always from the chain's start: `since` only narrows the report (a record's time is what an edit can change).
+        verifyChain(chain, this.deps.audit.readChain(chain), {
           ...(config.auditHmacKey ? { key: config.auditHmacKey } : {}),
-          fromStart: query.since === undefined,
+          fromStart: true,
+          ...(query.since ? { since: query.since } : {}),
         }),
       );
       if (report.records > 0 || report.problems.length > 0) chains.push(report);
     }
-    const problems = chains.flatMap((chain) => chain.problems);
+    const problems: ChainProblem[] = chains.flatMap((chain) => chain.problems);
+    // Items outside the chains walked (as far as the store can enumerate them: the list indexes).
+    const strays = (await recorder.readAudit(async () => (await this.deps.audit.findStrays?.(commands, { everything: !query.command })) ?? [])) as StrayItem[];
+    for (const stray of strays) {
+      problems.push({
+        command: stray.pk.startsWith('CHAIN#') ? stray.pk.slice('CHAIN#'.length).replace(/#\d+$/, '') : '',
+        chain: stray.pk,
+        seq: Number(stray.sk) || 0,
+        ...(stray.executionId ? { executionId: stray.executionId } : {}),
+        problem: 'outside_chain',
+        detail: `an item (${stray.kind ?? 'no kind'}, ${stray.pk} / ${stray.sk}) is listed by the ${stray.index} index but is no attempt of a chain verified here`,
+      });
+    }
     return { ok: problems.length === 0, keyed: Boolean(config.auditHmacKey), chains, problems };
   }
 }

@@ -24,7 +24,20 @@ export const recordedRunDefaults = {
    * budget plus a request timeout) and the outcome write.
    */
   leaseMarginMs: 15_000,
+  /**
+   * How long a lease is kept for a command stopped by its time limit that has not
+   * really stopped (it ignores its abort signal): Lambda's longest timeout, so that
+   * the lease outlives any invocation the command may still be running in.
+   */
+  leaseUntilStoppedMs: 900_000,
 } as const;
+
+/** What a run tells the lease around it: when the command's own work has really stopped. */
+export interface LeaseHold {
+  stopped?: Promise<void>;
+  /** The run ended by its time limit: the command may still be going. */
+  timedOut?: boolean;
+}
 
 export class RecordedRuns {
   private readonly leases: CommandLeases;
@@ -34,15 +47,28 @@ export class RecordedRuns {
   }
 
   /** Holds the command's lease around `run` when the command is exclusive. */
-  async exclusive<T>(command: Command, executionId: string, timeLimitMs: number, run: () => Promise<T>): Promise<T> {
-    if (!this.deps.policy.isExclusive(command)) return run();
-    const { recorder } = this.deps;
+  async exclusive<T>(command: Command, executionId: string, timeLimitMs: number, run: (hold: LeaseHold) => Promise<T>): Promise<T> {
+    const hold: LeaseHold = {};
+    if (!this.deps.policy.isExclusive(command)) return run(hold);
+    const { recorder, logger, now } = this.deps;
     const holder = await recorder.guardState(() => this.leases.acquire(command.name, executionId, timeLimitMs + recordedRunDefaults.leaseMarginMs));
     if (holder !== undefined) throw busy(command, holder);
     try {
-      return await run();
+      return await run(hold);
     } finally {
-      await recorder.bestEffort('lease.release_failed', () => this.leases.release(command.name, executionId));
+      const release = () => recorder.bestEffort('lease.release_failed', () => this.leases.release(command.name, executionId));
+      let stopped = !hold.timedOut || !hold.stopped;
+      if (!stopped) await Promise.race([hold.stopped!.then(() => (stopped = true)), Promise.resolve()]);
+      if (stopped) {
+        await release();
+      } else {
+        // Stopped by its time limit but still going: one run at a time means the lease stays until
+        // the command really stops, or until its Lambda can no longer be running, whichever is first.
+        const until = now() + recordedRunDefaults.leaseUntilStoppedMs;
+        logger.log('warn', 'lease.held_until_stopped', { executionId, command: command.name, until: new Date(until).toISOString() });
+        await recorder.bestEffort('lease.extend_failed', () => this.leases.extend(command.name, executionId, until));
+        void hold.stopped!.then(release);
+      }
     }
   }
 
@@ -65,13 +91,14 @@ export class RecordedRuns {
     }
   }
 
-  private async runAndRecord({ command, args, executionId, actor, dryRun, timeLimitMs, started, answerBy }: RunSpec): Promise<ExecutionResponse> {
+  private async runAndRecord({ command, args, executionId, actor, dryRun, timeLimitMs, started, answerBy, lease }: RunSpec): Promise<ExecutionResponse> {
     const { logger, now } = this.deps;
     const scrub = secretScrubber(args, command.sensitive ?? []);
     const logFields = { executionId, command: command.name, actor: actorKey(actor) };
     logger.log('info', 'execution.started', { ...logFields, dryRun, timeLimitMs });
 
     const run = await runWithTimeLimit(command, args, { executionId, actor, dryRun, timeLimitMs, now });
+    if (lease) Object.assign(lease, { stopped: run.stopped, timedOut: run.status === 'timed_out' });
     const finished = now();
     const output = run.output.map((line) => truncate(scrub(line), auditLimits.outputLineChars));
     const result = scrubValue(run.result, scrub);

@@ -7,11 +7,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from '../command.js';
 import type { ManageConfig } from '../config.js';
-import { AuditUnavailable, errorFromCode, type ManageError } from '../errors.js';
+import { AuditUnavailable, InvalidRequest, errorFromCode, type ManageError } from '../errors.js';
 import { describeError, type Logger } from '../log.js';
 import { auditLimits, capJson, redactArguments, scrubValue, secretScrubber } from '../redact.js';
-import { argumentHmac } from '../stores/audit/chain.js';
-import type { AttemptRecord, AuditEntry, AuditStore, ExecutionRecord, ExecutionStatus, OutcomeRecord } from '../stores/audit/store.js';
+import type { StateStore } from '../stores/state/store.js';
+import { DigestKey, sensitiveHmacs } from './rails.js';
+import { AuditIntegrityError, type AttemptRecord, type AuditEntry, type AuditStore, type ExecutionRecord, type ExecutionStatus, type OutcomeRecord } from '../stores/audit/store.js';
 import type { ExecutionRequest, ExecutionResponse } from './types.js';
 
 export const recorderDefaults = {
@@ -22,7 +23,17 @@ export const recorderDefaults = {
 } as const;
 
 export class Recorder {
-  constructor(private readonly deps: { config: ManageConfig; audit: AuditStore; logger: Logger; now: () => number }) {}
+  /** The key of plan digests, idempotency fingerprints and sensitive arguments' HMACs (rails.ts). */
+  readonly digestKey: DigestKey;
+
+  constructor(private readonly deps: { config: ManageConfig; audit: AuditStore; state: StateStore; logger: Logger; now: () => number }) {
+    this.digestKey = new DigestKey(deps.state, deps.config.auditHmacKey);
+  }
+
+  /** Loads the digest key (once per instance); a state store that cannot answer refuses the request. */
+  loadDigestKey(): Promise<Buffer> {
+    return this.guardState(() => this.digestKey.load());
+  }
 
   /** Writes a record that must exist before anything happens: if it cannot be written, nothing happens. */
   async appendOrRefuse(entry: AuditEntry, logFields: Record<string, unknown>): Promise<void> {
@@ -30,6 +41,7 @@ export class Recorder {
       await this.deps.audit.append(entry);
     } catch (error) {
       this.deps.logger.log('error', 'audit.append_failed', { ...logFields, kind: entry.kind, error: describeError(error) });
+      if (error instanceof InvalidRequest) throw error;
       throw new AuditUnavailable({ cause: error });
     }
   }
@@ -62,16 +74,25 @@ export class Recorder {
     );
   }
 
-  /** One execution's record; a store that cannot answer is a 503, not a "not found". */
-  getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
-    return this.readAudit(() => this.deps.audit.getExecution(executionId));
+  /**
+   * One execution's record; a store that cannot answer is a 503, not a "not found".
+   * `consistent` for reads that decide something (never from a lagging index).
+   */
+  getExecution(executionId: string, options: { consistent?: boolean } = {}): Promise<ExecutionRecord | undefined> {
+    return this.readAudit(() => this.deps.audit.getExecution(executionId, options));
   }
 
   async readAudit<T>(read: () => Promise<T>): Promise<T> {
     try {
       return await read();
     } catch (error) {
+      if (error instanceof AuditIntegrityError) {
+        // What verify would report as altered is not shown as if it were the record.
+        this.deps.logger.log('error', 'audit.unverified', { executionId: error.executionId });
+        throw new AuditUnavailable({ cause: error, message: `The audit records of execution ${error.executionId} do not verify; they are not shown (see GET /__manage__/audit/verify).` });
+      }
       this.deps.logger.log('error', 'audit.read_failed', { error: describeError(error) });
+      if (error instanceof InvalidRequest) throw error;
       throw new AuditUnavailable({ cause: error, message: 'The audit store cannot be read.' });
     }
   }
@@ -82,6 +103,7 @@ export class Recorder {
       return await operation();
     } catch (error) {
       this.deps.logger.log('error', 'state.unavailable', { error: describeError(error) });
+      if (error instanceof InvalidRequest) throw error;
       throw new AuditUnavailable({ cause: error, message: 'The state store cannot be reached; the command was not run.' });
     }
   }
@@ -105,10 +127,7 @@ export class Recorder {
   ): AttemptRecord {
     const sensitive = command.sensitive ?? [];
     const scrub = secretScrubber(args, sensitive);
-    const key = this.deps.config.auditHmacKey;
-    const argsHmac = key
-      ? Object.fromEntries(sensitive.filter((name) => Object.hasOwn(args, name)).map((name) => [name, argumentHmac(key, command.name, name, args[name])]))
-      : {};
+    const argsHmac = sensitiveHmacs(this.digestKey.current(), command.name, args, sensitive);
     return {
       executionId,
       command: command.name,

@@ -50,10 +50,11 @@ export class Running {
       throw new InvalidRequest(`Command "${command.name}" has no dry run: it declares no plan.`);
     }
     const executionId = newExecutionId(now());
+    const key = await recorder.loadDigestKey();
     if (request.idempotencyKey === undefined) return this.start(command, args, executionId, request, notAfter);
 
     const scope = { actorKey: actorKey(request.actor), command: command.name, key: request.idempotencyKey };
-    const fingerprint = IdempotencyKeys.fingerprint(request.data, request.dryRun);
+    const fingerprint = IdempotencyKeys.fingerprint(request.data, request.dryRun, key);
     const claim = await recorder.guardState(() => this.idempotency.claim(scope, fingerprint, executionId));
     switch (claim.kind) {
       case 'mismatch':
@@ -65,7 +66,7 @@ export class Running {
         }
         // The first request may have ended without remembering its outcome (its instance died, the state
         // store failed): the audit knows, and a retry gets what it says rather than a day of 409s.
-        const record = await recorder.getExecution(claim.executionId);
+        const record = await recorder.getExecution(claim.executionId, { consistent: true });
         const outcome = record && finalOutcome(record);
         if (outcome instanceof ManageError) throw outcome;
         if (outcome) return outcome;
@@ -129,7 +130,7 @@ export class Running {
       timeLimitMs,
     });
     const logFields = { executionId, command: command.name, actor: actorKey(request.actor), channel: request.source.channel };
-    return runs.exclusive(command, executionId, timeLimitMs, async () => {
+    return runs.exclusive(command, executionId, timeLimitMs, async (lease) => {
       await recorder.appendOrRefuse({ kind: 'attempt', record: attempt }, logFields);
       const remaining = Math.max(1, Math.min(timeLimitMs, notAfter - now()));
       return runs.run({
@@ -141,6 +142,7 @@ export class Running {
         timeLimitMs: remaining,
         started,
         answerBy: notAfter + recorderDefaults.outcomeWriteMarginMs,
+        lease,
       });
     });
   }

@@ -32,7 +32,7 @@ export class TaskTokens {
     const replaced = await recorder.guardState(() => state.replace(item));
     if (!replaced) await recorder.guardState(() => state.create(item));
     // Finished already: nobody else will report to this token.
-    const record = await recorder.getExecution(executionId);
+    const record = await recorder.getExecution(executionId, { consistent: true });
     const outcome = record && finalOutcome(record);
     if (outcome) await this.report(executionId, outcome);
   }

@@ -71,6 +71,8 @@ export interface CommandSummary {
   exclusive: boolean;
   dryRun: boolean;
   approvers?: string[];
+  /** Arguments the console shows as password inputs (the command's `sensitive`). */
+  sensitive?: string[];
 }
 
 export interface PipelineDependencies {
@@ -98,6 +100,8 @@ export interface RunSpec {
   started: number;
   /** When the caller stops waiting (the HTTP window): the outcome write is not retried past it. */
   answerBy?: number;
+  /** The lease held around the run (recorded-run.ts): told when the command really stops. */
+  lease?: { stopped?: Promise<void>; timedOut?: boolean };
 }
 
 export const workerDefaults = {

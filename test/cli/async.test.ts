@@ -6,6 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { planDigestOf } from '../../src/pipeline/rails.js';
 import { buildCli, fakeServer, makeHome, mm as runMm, sendJson, type FakeServer, type MmOptions } from './helpers.js';
 
 const T = { timeout: 30_000 };
@@ -56,11 +57,23 @@ describe('mm --async, --wait, approve, reject, audit verify, retries', { timeout
       }
       if (req.method === 'GET' && segments[1] === 'executions' && segments.length === 3) {
         const id = segments[2]!;
+        if (id === ID(11)) {
+          // Index lag right after a 202: the record is not readable for the first two reads.
+          const n = (polls.get(id) ?? 0) + 1;
+          polls.set(id, n);
+          if (n <= 2) return sendJson(res, 404, { error: { code: 'NotFound', message: 'No such execution.' } });
+          return sendJson(res, 200, { executionId: id, command: 'lagging', status: 'succeeded', actor: { kind: 'token', issuer: 'x', subject: 'alice', groups: [] }, args: {}, startedAt: 'x', finishedAt: 'x', durationMs: 5, result: { late: true }, output: [] });
+        }
+        if (id === ID(10)) {
+          // A record whose digest is not that of the arguments it shows.
+          return sendJson(res, 200, { executionId: id, command: 'long', status: 'awaiting_approval', actor: { kind: 'token', issuer: 'x', subject: 'alice', groups: [] }, args: { table: 'customers' }, startedAt: 'x', planDigest: planDigestOf('long', { table: 'orders' }, {}) });
+        }
         const final = FINAL[id];
         if (!final) return sendJson(res, 404, { error: { code: 'NotFound', message: 'No such execution.' } });
         const n = (polls.get(id) ?? 0) + 1;
         polls.set(id, n);
-        const status = n < 3 ? 'running' : final;
+        // First read: the request as an approver sees it before approving.
+        const status = n === 1 ? 'awaiting_approval' : n < 3 ? 'running' : final;
         return sendJson(res, 200, {
           executionId: id,
           command: 'long',
@@ -68,7 +81,7 @@ describe('mm --async, --wait, approve, reject, audit verify, retries', { timeout
           actor: { kind: 'token', issuer: 'x', subject: 'alice', username: 'alice', groups: [] },
           args: {},
           startedAt: '2025-01-01T00:00:00.000Z',
-          planDigest: `digest-${id}`,
+          planDigest: planDigestOf('long', {}, {}),
           ...(status === 'succeeded' ? { result: { done: true }, output: ['all done'], durationMs: 1234, finishedAt: '2025-01-01T00:00:01.234Z' } : {}),
           ...(status === 'failed' ? { error: { code: 'CommandFailed', message: 'it broke' } } : {}),
         });
@@ -104,6 +117,8 @@ describe('mm --async, --wait, approve, reject, audit verify, retries', { timeout
               return;
             }
             return sendJson(res, 200, { executionId: ID(7), command, status: 'succeeded', result: null, output: [], startedAt: 'x', finishedAt: 'x', durationMs: 1 });
+          case 'lagging':
+            return sendJson(res, 202, { executionId: ID(11), command, status: 'accepted' }, { location: `/__manage__/executions/${ID(11)}` });
           case 'awaiting':
             return sendJson(res, 202, { executionId: ID(8), command, status: 'awaiting_approval' });
           case 'down':
@@ -165,7 +180,7 @@ describe('mm --async, --wait, approve, reject, audit verify, retries', { timeout
     // Each known execution ends in its own status; approve --wait follows it with the same code as run --wait.
     for (const [n, code, output] of cases) {
       polls.delete(ID(n));
-      const r = await mm(['approve', ID(n), '--wait']);
+      const r = await mm(['approve', ID(n), '--wait', '--yes']);
       assert.equal(r.code, code, `${FINAL[ID(n)]}: ${r.stdout}${r.stderr}`);
       assert.match(r.stdout, output);
       assert.ok((polls.get(ID(n)) ?? 0) >= 3, 'polled until the end');
@@ -189,6 +204,14 @@ describe('mm --async, --wait, approve, reject, audit verify, retries', { timeout
     assert.equal(json.stderr, '');
   });
 
+  test('mm run --wait right after a 202 treats a 404 as "not yet" (index lag) and follows the execution to its end', T, async () => {
+    polls.delete(ID(11));
+    const r = await mm(['run', 'lagging', '--wait'], { env: { MM_POLL_INTERVAL_MS: '20' } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /lagging succeeded/);
+    assert.equal(polls.get(ID(11)), 3, 'two 404s, then the record');
+  });
+
   test('a command longer than the HTTP window waits by default; --no-wait runs it synchronously', T, async () => {
     nextAsync = 1;
     polls.delete(ID(1));
@@ -206,7 +229,8 @@ describe('mm --async, --wait, approve, reject, audit verify, retries', { timeout
   });
 
   test('--wait-timeout gives up with exit 5 and says the execution goes on; --async with --wait is a usage error', T, async () => {
-    const r = await mm(['approve', ID(6), '--wait', '--wait-timeout', '0.3']);
+    polls.delete(ID(6));
+    const r = await mm(['approve', ID(6), '--wait', '--wait-timeout', '0.3', '--yes']);
     assert.equal(r.code, 5);
     assert.match(r.stderr, /Still running after \d+ s; the execution goes on.*mm show/);
     const both = await mm(['run', 'echo', 'message=x', '--async', '--wait']);
@@ -220,15 +244,30 @@ describe('mm --async, --wait, approve, reject, audit verify, retries', { timeout
     assert.equal(r.code, 0);
     assert.equal(r.stdout, `${ID(8)}\n`);
     assert.match(r.stderr, /awaits approval.*mm approve 01JASYNC/);
-    const approve = await mm(['approve', ID(8)]);
+    const decisions = () => api.requests.filter((req) => req.method === 'POST' && req.path.endsWith('/approve')).length;
+    const before = decisions();
+    // Nothing is approved blind: a record the approver cannot read is not approved.
+    const unreadable = await mm(['approve', ID(8), '--yes']);
+    assert.notEqual(unreadable.code, 0);
+    assert.match(unreadable.stderr, /No such execution/);
+    // Without a terminal to ask on, approving needs --yes (after the request was shown).
+    polls.delete(ID(1));
+    const unasked = await mm(['approve', ID(1)]);
+    assert.equal(unasked.code, 2, unasked.stderr);
+    assert.match(unasked.stderr, /plan digest {2}[0-9a-f]{64}[\s\S]*--yes/);
+    // A record whose digest does not match the arguments shown is refused.
+    const forged = await mm(['approve', ID(10), '--yes']);
+    assert.equal(forged.code, 6, forged.stderr);
+    assert.equal(decisions(), before, 'nothing posted');
+    // The request is shown (command, arguments, requester, digest), and its digest is sent.
+    polls.delete(ID(1));
+    const approve = await mm(['approve', ID(1), '--yes']);
     assert.equal(approve.code, 0, approve.stderr);
-    assert.match(approve.stdout, /Approved execution 01JASYNC0+8 \(long\): running/);
+    assert.match(approve.stderr, /Approval of long[\s\S]*requested by[\s\S]*alice[\s\S]*arguments +\{\}[\s\S]*plan digest/);
+    assert.match(approve.stdout, /Approved execution 01JASYNC0+1 \(long\): running/);
     const sent = api.requests.at(-1)!;
-    assert.equal(sent.path, `/__manage__/executions/${ID(8)}/approve`);
-    assert.deepEqual(JSON.parse(sent.body), {}, 'no record readable: no plan digest');
-    // A readable record's plan digest binds the approval to the arguments shown.
-    assert.equal((await mm(['approve', ID(1)])).code, 0);
-    assert.deepEqual(JSON.parse(api.requests.at(-1)!.body), { planDigest: `digest-${ID(1)}` });
+    assert.equal(sent.path, `/__manage__/executions/${ID(1)}/approve`);
+    assert.deepEqual(JSON.parse(sent.body), { planDigest: planDigestOf('long', {}, {}) });
     const reject = await mm(['reject', ID(8), '--json']);
     assert.equal(reject.code, 0);
     assert.deepEqual(JSON.parse(reject.stdout), { executionId: ID(8), command: 'long', status: 'rejected' });

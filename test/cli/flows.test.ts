@@ -71,12 +71,14 @@ describe('mm with workers, approvals and the audit', { timeout: 120_000 }, () =>
     assert.equal(requested.code, 0, requested.stderr);
     const id = requested.stdout.trim();
     assert.match(requested.stderr, new RegExp(`awaits approval.*mm approve ${id}`));
-    const self = await mm('alice', ['approve', id]);
+    const self = await mm('alice', ['approve', id, '--yes']);
     assert.equal(self.code, 4, self.stderr);
-    const approved = await mm('bob', ['approve', id]);
+    const approved = await mm('bob', ['approve', id, '--yes']);
     assert.equal(approved.code, 0, approved.stderr);
+    // bob is an approver, not an auditor: he is shown what he approves, and its digest is sent.
+    assert.match(approved.stderr, /Approval of noop[\s\S]*requested by[\s\S]*alice[\s\S]*plan digest {2}[0-9a-f]{64}/);
     assert.match(approved.stdout, /noop succeeded/);
-    const again = await mm('bob', ['approve', id]);
+    const again = await mm('bob', ['approve', id, '--yes']);
     assert.equal(again.code, 6, again.stderr);
 
     const second = (await mm('alice', ['run', 'noop'])).stdout.trim();

@@ -208,23 +208,23 @@ describe('two-person approval', () => {
     assert.equal(record?.decision?.by.kind === 'token' && record.decision.by.subject, 'lena');
     assert.equal(record?.args.token, '[REDACTED]');
     // Decided once: a second approval is a conflict and nothing runs again.
-    assert.equal((await decide(approvals, otherLead, executionId, 'approve')).status, 409);
+    assert.equal((await decide(approvals, otherLead, executionId, 'approve', { planDigest })).status, 409);
     assert.equal(count('approved'), 1);
   });
 
   it('self-approval is refused, even for a member of the approver group', async () => {
-    const { executionId } = await request('self', lead);
-    const response = await decide(approvals, lead, executionId, 'approve');
+    const { executionId, planDigest } = await request('self', lead);
+    const response = await decide(approvals, lead, executionId, 'approve', { planDigest });
     assert.equal(response.status, 403);
     assert.equal(response.body.error.code, 'Forbidden');
     assert.match(response.body.error.message, /two-person/);
     assert.equal(count('self'), 0);
   });
 
-  it('an approver outside the group is refused', async () => {
-    const { executionId } = await request('wrong-group');
+  it('an approver outside the group is refused, and not even told the request exists', async () => {
+    const { executionId, planDigest } = await request('wrong-group');
     const bob = await stack.token({ sub: 'bob', groups: ['ops'] });
-    assert.equal((await decide(approvals, bob, executionId, 'approve')).status, 403);
+    assert.equal((await decide(approvals, bob, executionId, 'approve', { planDigest })).status, 404);
     assert.equal(count('wrong-group'), 0);
   });
 
@@ -236,20 +236,20 @@ describe('two-person approval', () => {
   });
 
   it('a rejected request never runs', async () => {
-    const { executionId } = await request('rejected');
+    const { executionId, planDigest } = await request('rejected');
     const response = await decide(approvals, lead, executionId, 'reject');
     assert.equal(response.status, 200);
     assert.equal(response.body.status, 'rejected');
-    assert.equal((await decide(approvals, otherLead, executionId, 'approve')).status, 409);
+    assert.equal((await decide(approvals, otherLead, executionId, 'approve', { planDigest })).status, 409);
     assert.equal(count('rejected'), 0);
     assert.equal((await stack.audit.getExecution(executionId))?.status, 'rejected');
   });
 
   it('an unapproved request expires', async () => {
     const quick = stack.withEnv({ MANAGE_APPROVAL: '{"touch":["leads"]}', MANAGE_APPROVAL_TTL_SECONDS: '1' });
-    const { executionId } = await request('expired', alice, quick);
+    const { executionId, planDigest } = await request('expired', alice, quick);
     await sleep(1100);
-    const response = await decide(quick, lead, executionId, 'approve');
+    const response = await decide(quick, lead, executionId, 'approve', { planDigest });
     assert.equal(response.status, 409);
     assert.equal(count('expired'), 0);
     const shown = await quick.http({ method: 'GET', path: `/__manage__/executions/${executionId}`, token: alice });
@@ -257,7 +257,7 @@ describe('two-person approval', () => {
   });
 
   it('the pending arguments stay out of the audit; unknown executions are 404', async () => {
-    assert.equal((await decide(approvals, lead, '01ARZ3NDEKTSV4RRFFQ69G5FAV', 'approve')).status, 404);
+    assert.equal((await decide(approvals, lead, '01ARZ3NDEKTSV4RRFFQ69G5FAV', 'approve', { planDigest: 'f'.repeat(64) })).status, 404);
     const { Items = [] } = await stack.dynamo.client.send(new ScanCommand({ TableName: stack.dynamo.tableName }));
     assert.ok(Items.length > 0);
     assert.ok(!JSON.stringify(Items).includes('approval-secret-token'));
@@ -405,10 +405,11 @@ describe('rails under partial failure', () => {
         readChain: (chain, options) => stack.audit.readChain(chain, options),
       },
     });
-    const refused = await failingDecisions.http({ path: `/__manage__/executions/${id}/approve`, token: lead, body: {} });
+    const body = { planDigest: requested.body.planDigest };
+    const refused = await failingDecisions.http({ path: `/__manage__/executions/${id}/approve`, token: lead, body });
     assert.equal(refused.status, 503);
     assert.equal(count('redecided'), 0);
-    const approved = await approvals.http({ path: `/__manage__/executions/${id}/approve`, token: lead, body: {} });
+    const approved = await approvals.http({ path: `/__manage__/executions/${id}/approve`, token: lead, body });
     assert.equal(approved.status, 200);
     assert.equal(count('redecided'), 1);
   });
@@ -422,7 +423,7 @@ describe('rails under partial failure', () => {
     const lead = await stack.token({ sub: 'lena', groups: ['leads'] });
     const requested = await post(approvals, alice, 'sleep', { data: { ms: 10 } });
     const id = requested.body.executionId;
-    const approved = await approvals.http({ path: `/__manage__/executions/${id}/approve`, token: lead, body: {} });
+    const approved = await approvals.http({ path: `/__manage__/executions/${id}/approve`, token: lead, body: { planDigest: requested.body.planDigest } });
     assert.equal(approved.status, 202);
     assert.equal(approved.body.status, 'accepted');
     assert.equal(approved.headers.location, `/__manage__/executions/${id}`);

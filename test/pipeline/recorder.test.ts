@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { CommandFailed } from '../../src/errors.js';
 import { Recorder, finalOutcome } from '../../src/pipeline/recorder.js';
 import { MemoryAuditStore } from '../../src/stores/audit/memory.js';
+import { MemoryStateStore } from '../../src/stores/state/store.js';
 import { config, user } from './support.js';
 
 /** An audit store whose appends fail `failures` times first. */
@@ -19,7 +20,7 @@ function flaky(failures: number) {
 
 const recorder = (audit = new MemoryAuditStore(), now = Date.now, env: Record<string, string> = {}) => {
   const logs: string[] = [];
-  return { logs, recorder: new Recorder({ config: config(env), audit, logger: { log: (_level, event) => void logs.push(event) }, now }) };
+  return { logs, recorder: new Recorder({ config: config(env), audit, state: new MemoryStateStore(), logger: { log: (_level, event) => void logs.push(event) }, now }) };
 };
 
 const outcome = { executionId: '01ARZ3NDEKTSV4RRFFQ69G5FAV', command: 'touch', status: 'succeeded' as const, finishedAt: new Date().toISOString(), durationMs: 1, output: [] };
@@ -49,6 +50,7 @@ describe('recorder', () => {
   it('closes an execution that never ran', async () => {
     const audit = new MemoryAuditStore();
     const { recorder: r } = recorder(audit);
+    await r.loadDigestKey();
     const id = '01ARZ3NDEKTSV4RRFFQ69G5FAV';
     const attempt = r.attemptRecord({ name: 'touch', description: '', args: {} as never, run: () => 1 }, {}, id, {
       command: 'touch', data: {}, dryRun: false, actor: user('alice'), source: { channel: 'http' }, maxTimeMs: 1000,

@@ -44,12 +44,16 @@ describe('deferring', () => {
     const pending = await r.running.execute(request('touch', { label: 'approved' }, lena));
     assert.equal(pending.status, 'awaiting_approval');
     assert.equal(ran.includes('approved'), false);
-    await assert.rejects(r.deferring.decide(pending.executionId, lena, 'approved', { maxTimeMs: 30_000 }), { name: 'Forbidden' });
-    await assert.rejects(r.deferring.decide(pending.executionId, alice, 'approved', { maxTimeMs: 30_000 }), { name: 'Forbidden' });
-    const done = await r.deferring.decide(pending.executionId, user('omar', ['leads']), 'approved', { maxTimeMs: 30_000 });
+    assert.equal(pending.status, 'awaiting_approval');
+    const planDigest = (pending as { planDigest: string }).planDigest;
+    await assert.rejects(r.deferring.decide(pending.executionId, user('omar', ['leads']), 'approved', { maxTimeMs: 30_000 }), { name: 'InvalidRequest' });
+    await assert.rejects(r.deferring.decide(pending.executionId, lena, 'approved', { planDigest, maxTimeMs: 30_000 }), { name: 'Forbidden' });
+    // Neither approver, requester nor auditor: told what an unknown id gets.
+    await assert.rejects(r.deferring.decide(pending.executionId, alice, 'approved', { planDigest, maxTimeMs: 30_000 }), { name: 'NotFound' });
+    const done = await r.deferring.decide(pending.executionId, user('omar', ['leads']), 'approved', { planDigest, maxTimeMs: 30_000 });
     assert.equal(done.status, 'succeeded', 'within this request\'s window: run now, not by a worker');
     assert.equal(ran.filter((label) => label === 'approved').length, 1);
-    await assert.rejects(r.deferring.decide(pending.executionId, user('omar', ['leads']), 'approved', { maxTimeMs: 30_000 }), { name: 'Conflict' });
+    await assert.rejects(r.deferring.decide(pending.executionId, user('omar', ['leads']), 'approved', { planDigest, maxTimeMs: 30_000 }), { name: 'Conflict' });
   });
 
   it('an async request is accepted, then run once by its worker', async () => {

@@ -66,7 +66,7 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
     AWS_REGION: 'us-east-1',
   };
   const commands = { ...commandLoaders, ...options.commands };
-  const audit = new DynamoAuditStore({ tableName: dynamo.tableName, region: 'us-east-1', endpoint: dynamo.endpoint });
+  const audit = new DynamoAuditStore({ tableName: dynamo.tableName, region: 'us-east-1', endpoint: dynamo.endpoint, positionTable: dynamo.stateTableName });
 
   const build = (env: Environment, handlerOptions: Partial<ManageHandlerOptions>): TestStack => {
     const logs: string[] = [];

@@ -8,7 +8,7 @@
  * does not hold the key cannot forge a consistent chain after an edit.
  */
 import { createHash, createHmac } from 'node:crypto';
-import type { AuditKind, ChainedEntry } from './store.js';
+import { actorKey, type AuditKind, type ChainedEntry } from './store.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -46,7 +46,7 @@ export function argumentHmac(key: Buffer, command: string, name: string, value: 
   return createHmac('sha256', key).update(`${command}\n${name}\n${JSON.stringify(value)}`).digest('hex');
 }
 
-export type ChainProblemKind = 'altered' | 'missing' | 'reordered' | 'broken_link';
+export type ChainProblemKind = 'altered' | 'missing' | 'reordered' | 'broken_link' | 'misindexed' | 'outside_chain';
 
 export interface ChainProblem {
   command: string;
@@ -69,22 +69,24 @@ export interface ChainReport {
 /**
  * Walks one chain and reports every altered, missing or reordered record.
  * A walk from the start (`fromStart`) also checks that the chain begins at 1;
- * a walk from `since` trusts the first record's predecessor.
+ * a walk that starts later trusts the first record's predecessor.
+ *
+ * `since` narrows only the report: records before it are checked like all
+ * others (every problem is reported, whatever time a record claims — an edit can
+ * back-date a record), but not counted in `records`/`firstSeq`.
  */
 export async function verifyChain(
   chain: string,
   entries: AsyncIterable<ChainedEntry>,
-  options: { key?: Buffer; fromStart: boolean },
+  options: { key?: Buffer; fromStart: boolean; since?: string },
 ): Promise<ChainReport> {
+  const since = options.since === undefined ? undefined : Date.parse(options.since);
   const command = chain.slice(0, chain.lastIndexOf('#'));
   const report: ChainReport = { command, chain, records: 0, problems: [] };
   let previous: ChainedEntry | undefined;
   let previousFlagged = false;
   for await (const entry of entries) {
     const problemsBefore = report.problems.length;
-    report.records++;
-    report.firstSeq ??= entry.seq;
-    report.lastSeq = entry.seq;
     const { executionId } = entry;
     const problem = (kind: ChainProblemKind, detail: string, seq = entry.seq) =>
       report.problems.push({ command, chain, seq, executionId, problem: kind, detail });
@@ -110,17 +112,43 @@ export async function verifyChain(
     } else if (!previous && entry.seq === 1 && entry.prevHash !== GENESIS_HASH) {
       problem('broken_link', 'the first record does not start the chain');
     }
+    // Index attributes are checked on a record that is itself intact (an altered one is reported as such).
+    if (entry.listed && parsed && report.problems.length === problemsBefore) {
+      const wrong = misindexed(entry, parsed);
+      if (wrong.length) problem('misindexed', `its list-index attributes differ from its record (${wrong.join(', ')}): reads would list it wrongly or not at all`);
+    }
     previous = entry;
     previousFlagged = report.problems.length > problemsBefore;
+    if (since === undefined || previousFlagged || recordTime(parsed) >= since) {
+      report.records++;
+      report.firstSeq ??= entry.seq;
+      report.lastSeq = entry.seq;
+    }
   }
   return report;
+}
+
+/** The list-index attributes an item must carry: an attempt's are derived from its record; other items have none. */
+export function expectedListing(kind: AuditKind, record: { executionId?: string; command?: string; actor?: unknown }): NonNullable<ChainedEntry['listed']> {
+  if (kind !== 'attempt' || !record.actor || typeof record.actor !== 'object') return {};
+  return { listSk: record.executionId, actorKey: actorKey(record.actor as never), command: record.command, listAll: 'ALL' };
+}
+
+function misindexed(entry: ChainedEntry, parsed: { executionId?: string; command?: string }): string[] {
+  const expected = expectedListing(entry.kind, parsed as never);
+  const names = ['listSk', 'actorKey', 'command', 'listAll'] as const;
+  return names.filter((name) => (entry.listed?.[name] ?? undefined) !== (expected[name] ?? undefined));
 }
 
 function linkOf(chain: string, entry: ChainedEntry, seq: number): ChainLink {
   return { chain, seq, kind: entry.kind, executionId: entry.executionId, recordJson: entry.recordJson, prevHash: entry.prevHash };
 }
 
-function safeParse(json: string): { executionId?: string; command?: string } | undefined {
+function recordTime(record: { startedAt?: string; finishedAt?: string; at?: string } | undefined): number {
+  return Date.parse(record?.startedAt ?? record?.finishedAt ?? record?.at ?? '') || 0;
+}
+
+function safeParse(json: string): { executionId?: string; command?: string; startedAt?: string; finishedAt?: string; at?: string } | undefined {
   try {
     return JSON.parse(json);
   } catch {

@@ -3,6 +3,7 @@
  * hash chains, newest first), for benchmarks and unit tests.
  */
 import { GENESIS_HASH, chainHash, chainOf } from './chain.js';
+import { fitRecord } from '../../redact.js';
 import {
   InvalidCursorError,
   actorKey,
@@ -29,7 +30,7 @@ export class MemoryAuditStore implements AuditStore {
     const chain = this.chains.get(chainId) ?? [];
     const prevHash = chain.at(-1)?.hash ?? GENESIS_HASH;
     const seq = chain.length + 1;
-    const recordJson = JSON.stringify(entry.record);
+    const recordJson = JSON.stringify(fitRecord(entry.record));
     const hash = chainHash({ chain: chainId, seq, kind: entry.kind, executionId, recordJson, prevHash }, this.options.hashKey);
     chain.push({ kind: entry.kind, executionId, seq, prevHash, hash, recordJson });
     this.chains.set(chainId, chain);
@@ -38,7 +39,21 @@ export class MemoryAuditStore implements AuditStore {
     if (entry.kind === 'attempt') this.attempts.push(stored.record as AttemptRecord);
   }
 
-  async getExecution(executionId: string): Promise<ExecutionRecord | undefined> {
+  /** Like the DynamoDB store's: the execution's chained items, each checked against its hash. */
+  async readExecution(executionId: string): Promise<{ chain: string; entries: (ChainedEntry & { verified: boolean })[] } | undefined> {
+    const attempt = this.attempts.find((a) => a.executionId === executionId);
+    if (!attempt) return undefined;
+    const chainId = chainOf(attempt.command, executionId);
+    const entries = (this.chains.get(chainId) ?? [])
+      .filter((entry) => entry.executionId === executionId)
+      .map((entry) => ({
+        ...entry,
+        verified: chainHash({ chain: chainId, seq: entry.seq, kind: entry.kind, executionId, recordJson: entry.recordJson, prevHash: entry.prevHash }, this.options.hashKey) === entry.hash,
+      }));
+    return { chain: chainId, entries };
+  }
+
+  async getExecution(executionId: string, _options?: { consistent?: boolean }): Promise<ExecutionRecord | undefined> {
     return foldExecution(this.byExecution.get(executionId) ?? [], this.now());
   }
 

@@ -5,6 +5,7 @@
  * never wait on one another), each record carrying its sequence number, the
  * previous record's hash and its own.
  */
+import { createHash } from 'node:crypto';
 import type { Actor } from '../../command.js';
 
 export type ExecutionStatus =
@@ -54,6 +55,8 @@ export interface AttemptRecord {
   deadline: string;
   timeLimitMs: number;
   idempotencyKey?: string;
+  /** What the store cut to keep the record under DynamoDB's item limit (see `fitRecord`). */
+  truncated?: Record<string, { lines?: number; bytes: number }>;
 }
 
 /** An approver's decision on an execution that awaited approval. */
@@ -84,6 +87,8 @@ export interface OutcomeRecord {
   result?: unknown;
   error?: { code: string; message: string };
   output: string[];
+  /** What the store cut to keep the record under DynamoDB's item limit, e.g. `{ output: { lines, bytes } }`. */
+  truncated?: Record<string, { lines?: number; bytes: number }>;
 }
 
 export type AuditEntry =
@@ -102,6 +107,13 @@ export interface ChainedEntry {
   prevHash: string;
   hash: string;
   recordJson: string;
+  /**
+   * The item's list-index attributes (DynamoDB: `listSk`, `actorKey`, `command`,
+   * `listAll`), which the hash does not cover: verification checks them against
+   * the record (attempts carry exactly what the record implies, other items none).
+   * Absent for stores without such attributes.
+   */
+  listed?: Partial<Record<'listSk' | 'actorKey' | 'command' | 'listAll', string>>;
 }
 
 /** An execution as read back: its records folded into one view. */
@@ -129,16 +141,59 @@ export interface ExecutionQuery {
 export interface ExecutionPage {
   executions: ExecutionRecord[];
   cursor?: string;
+  /** Listed by an index but not shown: no chained, verified records, or records that say otherwise than the index. */
+  withheld?: { executionId: string; reason: string }[];
+}
+
+/** An item in the audit table that no chain accounts for (verify reports it). */
+export interface StrayItem {
+  pk: string;
+  sk: string;
+  executionId?: string;
+  kind?: string;
+  /** The index it was found through. */
+  index: string;
 }
 
 export interface AuditStore {
   /** Appends to the command's chain. Never overwrites; throws on any failure. */
   append(entry: AuditEntry): Promise<void>;
-  getExecution(executionId: string): Promise<ExecutionRecord | undefined>;
+  /**
+   * One execution's records folded. `consistent: true` for reads that decide
+   * something (approvals, idempotency recovery, task-token rebinding): strongly
+   * consistent reads only, where the store can (DynamoDB: by the execution's
+   * chain position). Without it a store may answer from an index that lags.
+   */
+  getExecution(executionId: string, options?: { consistent?: boolean }): Promise<ExecutionRecord | undefined>;
+  /**
+   * The execution's own items in its chain, read consistently, each with
+   * `verified` (its hash matches its content); undefined when the store cannot
+   * tell without an index. Only chained items: what verify checks.
+   */
+  readExecution?(executionId: string): Promise<{ chain: string; entries: (ChainedEntry & { verified: boolean })[] } | undefined>;
   /** Newest first. */
   listExecutions(query: ExecutionQuery): Promise<ExecutionPage>;
-  /** One chain (`<command>#<shard>`) in sequence order, from the first record at or after `since`. */
+  /**
+   * One chain (`<command>#<shard>`) in sequence order. `since` is a hint for
+   * stores that page (the first record at or after it); verification must not use
+   * it to pick where to start (a record's time is what an edit can change).
+   */
   readChain(chain: string, options?: { since?: string }): AsyncIterable<ChainedEntry>;
+  /**
+   * Items that the list indexes show but no walked chain holds as an execution's
+   * attempt (a forged or misplaced item), for the chains of `commands` (`everything`:
+   * `commands` are all the service's, so every listed item must be theirs). Only what
+   * the store can enumerate without a scan (DynamoDB: the `all` and `byCommand` indexes).
+   */
+  findStrays?(commands: readonly string[], options?: { everything?: boolean }): Promise<StrayItem[]>;
+}
+
+/** An execution's chained records do not match their hashes: a read refuses to show them. */
+export class AuditIntegrityError extends Error {
+  override readonly name = 'AuditIntegrityError';
+  constructor(readonly executionId: string) {
+    super(`the audit records of execution ${executionId} do not verify`);
+  }
 }
 
 /** A cursor that does not decode to what this store issued. */
@@ -146,9 +201,19 @@ export class InvalidCursorError extends Error {
   override readonly name = 'InvalidCursorError';
 }
 
+/**
+ * Longest actor key kept as is. It is an index partition key (`byActor`, at most
+ * 2,048 bytes in DynamoDB); a longer one (a long `sub` or issuer) is replaced by
+ * its SHA-256, so that no caller can make the audit unwritable with its identity.
+ */
+export const MAX_PLAIN_ACTOR_KEY_BYTES = 512;
+
 /** The identity the audit indexes by: issuer + subject for a token, the given name for an invocation. */
 export function actorKey(actor: Actor): string {
-  return actor.kind === 'token' ? `token ${actor.issuer} ${actor.subject}` : `invoke ${actor.name}`;
+  const key = actor.kind === 'token' ? `token ${actor.issuer} ${actor.subject}` : `invoke ${actor.name}`;
+  if (Buffer.byteLength(key) <= MAX_PLAIN_ACTOR_KEY_BYTES) return key;
+  // `sha256:` cannot start a plain key's second word without being that key's issuer: no plain key collides.
+  return `${actor.kind} sha256:${createHash('sha256').update(key).digest('hex')}`;
 }
 
 /**
@@ -168,8 +233,10 @@ export function foldExecution(entries: AuditEntry[], now: number): ExecutionReco
   if (start) Object.assign(view, { startedAt: start.startedAt, deadline: start.deadline, timeLimitMs: start.timeLimitMs, status: 'running' });
   if (decision?.decision === 'rejected') view.status = 'rejected';
   if (outcome) {
-    const { executionId: _e, command: _c, ...rest } = outcome;
-    return Object.assign(view, rest);
+    const { executionId: _e, command: _c, truncated, ...rest } = outcome;
+    Object.assign(view, rest);
+    if (truncated) view.truncated = { ...view.truncated, ...truncated };
+    return view;
   }
   if (Date.parse(view.deadline) < now) {
     if (view.status === 'awaiting_approval') view.status = 'expired';

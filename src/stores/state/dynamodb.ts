@@ -3,12 +3,18 @@ import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } fr
 import { createDynamoClient, type DynamoClientOptions } from '../audit/dynamodb.js';
 import { stateKeys } from '../audit/table.js';
 import type { CreateResult, StateItem, StateStore } from './store.js';
+import { asStoreError } from '../limits.js';
 
 export interface DynamoStateStoreOptions extends DynamoClientOptions {
   tableName: string;
   now?: () => number;
 }
 
+/**
+ * Every operation maps DynamoDB's ValidationException (an item over 400 KB, a key
+ * too long) to InvalidRequest: a request that cannot be stored is refused with a
+ * 400, not reported as an outage.
+ */
 export class DynamoStateStore implements StateStore {
   private readonly table: string;
   private readonly now: () => number;
@@ -19,6 +25,14 @@ export class DynamoStateStore implements StateStore {
   }
 
   async create<T>(item: StateItem<T>): Promise<CreateResult<T>> {
+    try {
+      return await this.createNow<T>(item);
+    } catch (error) {
+      throw asStoreError(error);
+    }
+  }
+
+  private async createNow<T>(item: StateItem<T>): Promise<CreateResult<T>> {
     try {
       await this.client.send(
         new PutCommand({
@@ -38,12 +52,28 @@ export class DynamoStateStore implements StateStore {
   }
 
   async get<T>(pk: string): Promise<StateItem<T> | undefined> {
+    try {
+      return await this.getNow<T>(pk);
+    } catch (error) {
+      throw asStoreError(error);
+    }
+  }
+
+  private async getNow<T>(pk: string): Promise<StateItem<T> | undefined> {
     const { Item } = await this.client.send(new GetCommand({ TableName: this.table, Key: { pk }, ConsistentRead: true }));
     if (!Item || Number(Item.expiresAt) < this.now()) return undefined;
     return fromItem<T>(Item);
   }
 
   async replace<T>(item: StateItem<T>): Promise<boolean> {
+    try {
+      return await this.replaceNow<T>(item);
+    } catch (error) {
+      throw asStoreError(error);
+    }
+  }
+
+  private async replaceNow<T>(item: StateItem<T>): Promise<boolean> {
     try {
       await this.client.send(
         new PutCommand({
@@ -62,6 +92,14 @@ export class DynamoStateStore implements StateStore {
   }
 
   async delete<T>(pk: string, owner: string, options: { liveOnly?: boolean } = {}): Promise<StateItem<T> | undefined> {
+    try {
+      return await this.deleteNow<T>(pk, owner, options);
+    } catch (error) {
+      throw asStoreError(error);
+    }
+  }
+
+  private async deleteNow<T>(pk: string, owner: string, options: { liveOnly?: boolean }): Promise<StateItem<T> | undefined> {
     try {
       const { Attributes } = await this.client.send(
         new DeleteCommand({
