@@ -68,6 +68,11 @@ export class HttpAdapter {
   /** Answers one request; throws a ManageError that {@link errorResponse} turns into the response. */
   async handle(event: HttpEvent, context: Context): Promise<HttpResponse> {
     const request = normalize(event);
+    // --- web console (issue 14): public page and assets, no data; its code is loaded for these paths only ---
+    if ((request.method === 'GET' || request.method === 'HEAD') && CONSOLE_PATH.test(request.path)) {
+      return (await import('../console/serve.js')).serveConsole(request, this.deps.config);
+    }
+    // --- end web console ---
     const route = resolveRoute(request.method, request.path);
     const actor = await this.authenticate(request);
     const { pipeline } = this.deps;
@@ -176,6 +181,9 @@ function isJsonMediaType(contentType: string): boolean {
   const type = contentType.split(';')[0]!.trim().toLowerCase();
   return type === 'application/json' || /^application\/[a-z0-9.+-]+\+json$/.test(type);
 }
+
+/** The web console's paths (also in src/console/serve.ts, which is not loaded for API requests). */
+const CONSOLE_PATH = /^(?:\/[^/]+)?\/__manage__\/console(?:\/.*)?$/;
 
 const EXECUTION_ID_SEGMENT = /^[0-9A-Za-z]{1,64}$/;
 

@@ -106,6 +106,8 @@ export interface CommandSummary {
   exclusive: boolean;
   dryRun: boolean;
   approvers?: string[];
+  /** Arguments the console shows as password inputs (the command's `sensitive`). */
+  sensitive?: string[];
 }
 
 export interface PipelineDependencies {
@@ -715,6 +717,7 @@ export class Pipeline {
         exclusive: this.isExclusive(command),
         dryRun: Boolean(command.plan),
         ...(approvers.length ? { approvers } : {}),
+        ...(command.sensitive?.length ? { sensitive: [...command.sensitive] } : {}),
       });
     }
     return summaries;
