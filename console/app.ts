@@ -512,15 +512,15 @@ function executionView(record: any, live: boolean): HTMLElement {
     ['Dry run', record.dryRun ? 'yes' : ''],
     ['Decision', record.decision ? `${record.decision.decision} by ${actorName(record.decision.by)} at ${when(record.decision.at)}` : ''],
     ['Plan digest', record.planDigest ? h('code', { id: 'plan-digest' }, record.planDigest) : ''],
-    ['Outcome recorded', record.outcomeRecorded === false ? 'no' : ''],
+    ['Outcome recorded', record.outcomeRecorded === false && FINAL.has(record.status) ? 'no: the run left no outcome record' : ''],
   ];
   return h(
     'div',
     { class: 'execution' },
     h('dl', { class: 'facts' }, fields.filter(([, v]) => v !== '' && v !== undefined).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
-    record.status === 'awaiting_approval' ? approvalPanel(record) : null,
     h('h2', {}, 'Arguments'),
     h('pre', { class: 'json', id: 'execution-args' }, pretty(record.args ?? {})),
+    record.status === 'awaiting_approval' ? approvalPanel(record) : null,
     record.plan !== undefined ? [h('h2', {}, 'Plan'), h('pre', { class: 'json' }, pretty(record.plan))] : null,
     record.result !== undefined ? [h('h2', {}, 'Result'), h('pre', { class: 'json', 'data-testid': 'result' }, pretty(record.result))] : null,
     record.error ? [h('h2', {}, 'Error'), h('p', { class: 'notice error' }, h('strong', {}, record.error.code), ' ', record.error.message)] : null,
@@ -609,7 +609,19 @@ async function auditPage(): Promise<void> {
       append(result, [
         h('p', { class: `notice ${body.ok ? 'ok' : 'error'}`, role: 'status', id: 'audit-verdict' }, body.ok ? 'The audit trail is intact.' : `The audit trail has ${body.problems.length} problem(s).`, body.keyed ? ' (keyed HMAC chains)' : ' (plain SHA-256 chains: shows accidental edits, not a forger’s)'),
         body.problems.length
-          ? h('ul', { class: 'problems' }, body.problems.map((p: any) => h('li', {}, typeof p === 'string' ? p : pretty(p))))
+          ? h(
+              'ul',
+              { class: 'problems', id: 'audit-problems' },
+              body.problems.map((p: any) =>
+                h(
+                  'li',
+                  {},
+                  h('strong', {}, String(p.problem ?? 'problem').replace(/_/g, ' ')),
+                  ` in chain ${p.chain ?? '?'} at record ${p.seq ?? '?'}: ${p.detail ?? ''}`,
+                  p.executionId ? [' — ', h('a', { href: `#/executions/${encodeURIComponent(p.executionId)}` }, `execution ${p.executionId}`)] : null,
+                ),
+              ),
+            )
           : null,
         h(
           'div',

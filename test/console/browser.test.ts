@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import * as Type from '@sinclair/typebox';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { defineCommand } from '../../src/command.js';
@@ -120,6 +121,7 @@ describe('the web console in Chromium', { skip }, () => {
     await page.goto(at);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.waitForURL(`${issuer.issuer}/interaction/**`);
+    if (user === 'alice') await shot(page, 'sign-in');
     await page.getByLabel('User name').fill(user);
     await page.getByLabel('Password').fill(user);
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -184,6 +186,7 @@ describe('the web console in Chromium', { skip }, () => {
     assert.equal(await page.getByLabel('repeat').getAttribute('aria-invalid'), 'true');
     assert.equal(posts, 0);
     page.off('request', count);
+    await shot(page, 'invalid');
     // The server says the same words for the same data.
     const token = JSON.parse((await page.evaluate(() => sessionStorage.getItem('mm.session')))!).token;
     const server = await stack.http({ path: '/__manage__/echo', token, body: { data: { repeat: 11 } } });
@@ -255,6 +258,16 @@ describe('the web console in Chromium', { skip }, () => {
     await page.locator('#audit-verdict').getByText('The audit trail is intact.').waitFor();
     assert.ok((await page.locator('#audit-result tbody tr').count()) >= 3);
     await shot(page, 'audit');
+    // Someone edits a record behind the API's back: the verification lists it.
+    const items = (await stack.dynamo.client.send(new ScanCommand({ TableName: stack.dynamo.tableName }))).Items ?? [];
+    const first = items.find((item) => item.pk?.S?.startsWith('CHAIN#restart') && item.sk?.S === '000000000001')!;
+    const record = JSON.parse(first.record!.S!);
+    record.args = { ...record.args, service: 'api' };
+    await stack.dynamo.client.send(new PutItemCommand({ TableName: stack.dynamo.tableName, Item: { ...first, record: { S: JSON.stringify(record) } } }));
+    await page.getByRole('button', { name: 'Verify the audit trail' }).click();
+    await page.locator('#audit-verdict').getByText(/has 1 problem/).waitFor();
+    assert.match((await page.locator('#audit-problems').textContent())!, /altered in chain restart#\d+ at record 1: the content does not match its hash — execution [0-9A-Z]+/);
+    await shot(page, 'audit-problem');
 
     // Phone width: still one readable column.
     await page.setViewportSize({ width: 390, height: 844 });
