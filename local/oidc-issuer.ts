@@ -160,7 +160,30 @@ export async function startOidcIssuer(
     interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
     features: {
       devInteractions: { enabled: false },
-      deviceFlow: { enabled: true },
+      deviceFlow: {
+        enabled: true,
+        // Pages of our own: the defaults pull a web font from the internet.
+        userCodeInputSource: (ctx: any, form: string, _out: unknown, error: any) => {
+          ctx.type = 'html';
+          ctx.body = page(
+            'Connect a device',
+            `${error ? `<p role="alert" class="problem">${error.userCode || error.name === 'NoCodeError' ? 'That code is not valid. Try again.' : 'The request could not be processed.'}</p>` : '<p>Enter the code that <code>mm</code> shows.</p>'}
+${form.replace(/<input\s+type="text"/, '<label for="user-code">Code</label><input id="user-code" type="text"')}<button type="submit" form="op.deviceInputForm">Continue</button>`,
+          );
+        },
+        userCodeConfirmSource: (ctx: any, form: string, client: any, _device: unknown, userCode: string) => {
+          ctx.type = 'html';
+          ctx.body = page(
+            'Confirm the device',
+            `<p><strong>${escapeHtml(String(client.clientId))}</strong> asks to sign in. It should show the code <code>${escapeHtml(userCode)}</code>.</p>
+${form}<button type="submit" form="op.deviceConfirmForm">Continue</button> <button type="submit" form="op.deviceConfirmForm" value="yes" name="abort">Abort</button>`,
+          );
+        },
+        successSource: (ctx: any) => {
+          ctx.type = 'html';
+          ctx.body = page('Signed in', '<p>The device is signed in. You can close this page.</p>');
+        },
+      },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,

@@ -292,6 +292,28 @@ describe('the web console in Chromium', { skip }, () => {
     await shot(page, 'html-as-text');
   });
 
+  it('the device grant for mm: a person confirms the code in the browser, mm gets a token the API accepts', async () => {
+    const discovery = await (await fetch(`${issuer.issuer}/.well-known/openid-configuration`)).json();
+    const form = (body: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body) });
+    const device = await (await fetch(discovery.device_authorization_endpoint, form({ client_id: 'mm-cli', scope: 'openid' }))).json();
+    const { context, page } = await person();
+    await page.goto(device.verification_uri);
+    await page.getByLabel('Code').fill(device.user_code);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByText(device.user_code).waitFor();
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByLabel('User name').fill('bob');
+    await page.getByLabel('Password').fill('bob');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Signed in' }).waitFor();
+    await context.close();
+    const answer = await (await fetch(discovery.token_endpoint, form({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: device.device_code, client_id: 'mm-cli' }))).json();
+    assert.ok(answer.access_token, JSON.stringify(answer));
+    const listed = await stack.http({ method: 'GET', path: '/__manage__/executions', token: answer.access_token });
+    assert.equal(listed.status, 200);
+    assert.ok(listed.body.executions.length > 0, 'bob is an auditor: he sees everyone’s executions');
+  });
+
   it('sign-out forgets the token; no CSP violation happened on the way', async () => {
     const { page, context } = alice;
     await page.getByRole('button', { name: 'Sign out' }).click();
