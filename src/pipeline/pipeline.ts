@@ -727,8 +727,17 @@ export class Pipeline {
   async getExecution(executionId: string, actor: Actor): Promise<ExecutionRecord> {
     if (!EXECUTION_ID_PATTERN.test(executionId)) throw new NotFound('No such execution.');
     const record = await this.readAudit(() => this.deps.audit.getExecution(executionId));
-    if (!record || !this.mayRead(record, actor)) throw new NotFound('No such execution.');
+    if (!record || !(this.mayRead(record, actor) || (await this.mayReview(record, actor)))) throw new NotFound('No such execution.');
     return record;
+  }
+
+  /** An approver may read a request that waits for their group (to see what they approve), and what they decided. */
+  private async mayReview(record: ExecutionRecord, actor: Actor): Promise<boolean> {
+    if (actor.kind !== 'token') return false;
+    if (record.decision && actorKey(record.decision.by) === actorKey(actor)) return true;
+    if (record.status !== 'awaiting_approval') return false;
+    const command = await this.allowedCommand(record.command).catch(() => undefined);
+    return this.approversOf(record.command, command).some((group) => inGroups(actor, group));
   }
 
   /** Executions newest first: all of them for auditors, one's own for everyone else. */

@@ -23,7 +23,7 @@ import { lambdaContext, startStack, type TestStack } from '../support/stack.js';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const HOW = `the browser tests of the web console need Chromium at ${CHROMIUM}: run \`apt-get install -y chromium\` (or set CHROMIUM_PATH), then \`node --import tsx --test test/console/browser.test.ts\``;
 const skip = existsSync(CHROMIUM) ? false : `skipped: ${HOW}`;
-if (skip) process.stdout.write(`# SKIPPED ${HOW}\n`);
+if (skip) process.stdout.write(`SKIPPED: ${HOW}\n`);
 
 const SHOTS = process.env.CONSOLE_SCREENSHOTS ? resolve(process.env.CONSOLE_SCREENSHOTS) : undefined;
 const ATTACK = '<script>window.__pwned = 1</script><img src="x" onerror="window.__pwned = 2">';
@@ -69,7 +69,7 @@ describe('the web console in Chromium', { skip }, () => {
     consoleUrl = `${served.url}/__manage__/console`;
     issuer = await startOidcIssuer({
       consoleRedirectUris: [consoleUrl],
-      accounts: { alice: ['ops', 'approvers'], bob: ['approvers', 'auditors'] },
+      accounts: { alice: ['ops', 'approvers'], bob: ['approvers'], audrey: ['auditors'] },
     });
     // Worker invocations run in this process, a moment later, as Lambda's Event invocations would.
     const launcher = {
@@ -246,8 +246,16 @@ describe('the web console in Chromium', { skip }, () => {
     assert.deepEqual(sent, { planDigest: digest });
     assert.match((await page.getByTestId('output').textContent())!, /restarting worker/);
 
-    // An auditor sees everyone's executions and verifies the audit.
+    // The approver is no auditor: his list holds only his own executions (none).
     await page.goto(`${consoleUrl}#/executions`);
+    await page.getByText('No executions.').waitFor();
+    await bob.context.close();
+  });
+
+  it('an auditor lists everyone’s executions and verifies the audit, problems listed', async () => {
+    const audrey = await person();
+    const { page } = audrey;
+    await signIn(page, 'audrey', `${consoleUrl}#/executions`);
     await page.getByRole('heading', { name: 'Executions' }).waitFor();
     await page.getByText('Everyone’s executions').waitFor();
     assert.ok((await page.locator('tbody tr').count()) >= 3);
@@ -275,7 +283,7 @@ describe('the web console in Chromium', { skip }, () => {
     await page.locator('#execution-status').getByText('succeeded').waitFor();
     assert.equal(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), true, 'no sideways scrolling');
     await shot(page, 'execution-phone');
-    await bob.context.close();
+    await audrey.context.close();
   });
 
   it('shows output that looks like HTML as text: nothing runs', async () => {
@@ -302,8 +310,8 @@ describe('the web console in Chromium', { skip }, () => {
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.getByText(device.user_code).waitFor();
     await page.getByRole('button', { name: 'Continue' }).click();
-    await page.getByLabel('User name').fill('bob');
-    await page.getByLabel('Password').fill('bob');
+    await page.getByLabel('User name').fill('audrey');
+    await page.getByLabel('Password').fill('audrey');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'Signed in' }).waitFor();
     await context.close();
@@ -311,7 +319,7 @@ describe('the web console in Chromium', { skip }, () => {
     assert.ok(answer.access_token, JSON.stringify(answer));
     const listed = await stack.http({ method: 'GET', path: '/__manage__/executions', token: answer.access_token });
     assert.equal(listed.status, 200);
-    assert.ok(listed.body.executions.length > 0, 'bob is an auditor: he sees everyone’s executions');
+    assert.ok(listed.body.executions.length > 0, 'audrey is an auditor: she sees everyone’s executions');
   });
 
   it('sign-out forgets the token; no CSP violation happened on the way', async () => {

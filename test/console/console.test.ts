@@ -114,6 +114,27 @@ describe('the console page', () => {
     assert.equal(body.commands.find((c: any) => c.name === 'fail').dryRun, false);
   });
 
+  it('an approver reads the request waiting for their group (the console’s deep link), and what they decided', async () => {
+    const s = stack.withEnv({ MANAGE_APPROVAL: JSON.stringify({ echo: ['approvers'] }) });
+    const [alice, bob, carol] = await Promise.all([
+      s.token({ sub: 'alice' }),
+      s.token({ sub: 'bob', groups: ['approvers'] }),
+      s.token({ sub: 'carol', groups: ['ops'] }),
+    ]);
+    const asked = await s.http({ path: '/__manage__/echo', token: alice, body: { data: { message: 'hi' } } });
+    assert.equal(asked.status, 202);
+    const path = `/__manage__/executions/${asked.body.executionId}`;
+    const read = (token: string) => s.http({ method: 'GET', path, token });
+    assert.equal((await read(bob)).body.status, 'awaiting_approval');
+    assert.equal((await read(carol)).status, 404, 'not an approver: as unknown as a missing execution');
+    const digest = (await read(bob)).body.planDigest;
+    assert.equal((await s.http({ path: `${path}/approve`, token: bob, body: { planDigest: digest } })).status, 200);
+    assert.equal((await read(bob)).body.status, 'succeeded', 'the approver still reads what he approved');
+    assert.equal((await read(carol)).status, 404);
+    // Another approver, who did not decide, no longer reads it once decided.
+    assert.equal((await read(await s.token({ sub: 'dave', groups: ['approvers'] }))).status, 404);
+  });
+
   it('the bundled assets are built from console/ as committed', async () => {
     const { source } = await buildConsoleAssets();
     assert.equal(readFileSync(new URL('../../src/console/assets.ts', import.meta.url), 'utf8'), source, 'run node scripts/build-console.mjs');
