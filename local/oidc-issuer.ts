@@ -16,6 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
 import { SignJWT, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import Provider from 'oidc-provider';
 
@@ -334,4 +335,31 @@ button:focus,input:focus{outline:3px solid #f0b400;outline-offset:1px}.problem{c
 
 function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/**
+ * `node --import tsx local/oidc-issuer.ts`: runs the provider alone on ISSUER_PORT
+ * (default 3005) for an API on PORT (default 3000), and prints the settings that
+ * make the API and its console trust it. Until `npm start` starts it itself.
+ */
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const apiPort = process.env.PORT || '3000';
+  const running = await startOidcIssuer({
+    port: Number(process.env.ISSUER_PORT || 3005),
+    consoleRedirectUris: [`http://localhost:${apiPort}/__manage__/console`, `http://127.0.0.1:${apiPort}/__manage__/console`],
+  });
+  process.stdout.write(
+    [
+      `development OpenID provider at ${running.issuer} (accounts: ${Object.keys(DEV_ACCOUNTS).join(', ')}; password = user name)`,
+      `MANAGE_JWT_ISSUER=${running.issuer}`,
+      `MANAGE_JWT_AUDIENCE=${running.audience}`,
+      `MANAGE_CONSOLE_CLIENT_ID=${CONSOLE_CLIENT_ID}`,
+      `MANAGE_CONSOLE_RESOURCE=${running.audience}`,
+      `console: http://localhost:${apiPort}/__manage__/console`,
+      '',
+    ].join('\n'),
+  );
+  const stop = () => void running.close().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
 }

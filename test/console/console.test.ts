@@ -4,7 +4,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import * as Type from '@sinclair/typebox';
 import fc from 'fast-check';
 import { ConfigError, loadConfig } from '../../src/config.js';
@@ -133,6 +135,11 @@ describe('the console page', () => {
     assert.equal((await read(carol)).status, 404);
     // Another approver, who did not decide, no longer reads it once decided.
     assert.equal((await read(await s.token({ sub: 'dave', groups: ['approvers'] }))).status, 404);
+  });
+
+  it('the page’s TypeScript type-checks (console/tsconfig.json: DOM, not Node)', () => {
+    const tsc = spawnSync(process.execPath, [fileURLToPath(import.meta.resolve('typescript/bin/tsc')), '-p', fileURLToPath(new URL('../../console', import.meta.url))], { encoding: 'utf8' });
+    assert.equal(tsc.status, 0, tsc.stdout + tsc.stderr);
   });
 
   it('the bundled assets are built from console/ as committed', async () => {
