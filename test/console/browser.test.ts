@@ -170,6 +170,12 @@ describe('the web console in Chromium', { skip }, () => {
     assert.match(await page.getByTestId('output').textContent() ?? '', /echoing 5 characters 2 time\(s\)/);
     assert.doesNotMatch(await page.locator('main').textContent() ?? '', /hunter2/);
     await shot(page, 'run-echo');
+    // A dry run shows the plan.
+    await page.getByLabel(/Dry run/).check();
+    await page.getByRole('button', { name: 'Run' }).click();
+    await page.getByRole('heading', { name: /Plan/ }).waitFor();
+    await page.locator('#run-echo-outcome').getByText('"wouldReturn"').waitFor();
+    await page.getByLabel(/Dry run/).uncheck();
   });
 
   it('refuses an invalid argument with the server’s message, before sending anything', async () => {
@@ -224,7 +230,7 @@ describe('the web console in Chromium', { skip }, () => {
     await page.getByRole('alert').getByText('403 Forbidden').waitFor();
   });
 
-  it('a second person opens the deep link, signs in, and approves with the keyboard only', async () => {
+  it('a second person opens the deep link, signs in, approves with the keyboard only, and rejects another request', async () => {
     const bob = await person();
     const { page } = bob;
     await signIn(page, 'bob', approvalUrl);
@@ -245,6 +251,20 @@ describe('the web console in Chromium', { skip }, () => {
     await page.locator('#execution-status').getByText('succeeded').waitFor();
     assert.deepEqual(sent, { planDigest: digest });
     assert.match((await page.getByTestId('output').textContent())!, /restarting worker/);
+
+    // A second request, rejected.
+    // (sessionStorage belongs to one tab: alice's own tab asks.)
+    const again = alice.page;
+    await again.goto(`${consoleUrl}#/commands/restart`);
+    await again.getByLabel('service (required)').selectOption({ label: 'api' });
+    await again.getByLabel('reason (required)').fill('not needed after all');
+    await again.getByRole('button', { name: 'Run' }).click();
+    await again.waitForURL(/#\/executions\/[0-9A-Z]+$/);
+    await page.goto(again.url());
+    await page.getByRole('heading', { name: 'Waiting for approval' }).waitFor();
+    await page.getByRole('button', { name: 'Reject' }).focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#execution-status').getByText('rejected').waitFor();
 
     // The approver is no auditor: his list holds only his own executions (none).
     await page.goto(`${consoleUrl}#/executions`);
