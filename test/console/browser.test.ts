@@ -290,7 +290,7 @@ describe('the web console in Chromium', { skip }, () => {
     const items = (await stack.dynamo.client.send(new ScanCommand({ TableName: stack.dynamo.tableName }))).Items ?? [];
     const first = items.find((item) => item.pk?.S?.startsWith('CHAIN#restart') && item.sk?.S === '000000000001')!;
     const record = JSON.parse(first.record!.S!);
-    record.args = { ...record.args, service: 'api' };
+    record.args = { ...record.args, reason: 'edited behind the API' };
     await stack.dynamo.client.send(new PutItemCommand({ TableName: stack.dynamo.tableName, Item: { ...first, record: { S: JSON.stringify(record) } } }));
     await page.getByRole('button', { name: 'Verify the audit trail' }).click();
     await page.locator('#audit-verdict').getByText(/has 1 problem/).waitFor();
