@@ -554,6 +554,7 @@ function approvalPanel(record: any): HTMLElement {
     { class: 'approval', 'aria-labelledby': 'approval-title' },
     h('h2', { id: 'approval-title' }, 'Waiting for approval'),
     h('p', {}, mine ? 'You asked for this run; a second person must approve it. The server refuses your own approval.' : `${actorName(record.actor)} asks to run ${record.command} with the arguments below.`),
+    mine ? h('p', {}, 'Send an approver this link: ', h('code', { id: 'approval-link' }, `${location.origin}${location.pathname}#/executions/${encodeURIComponent(record.executionId)}`)) : null,
     h('p', {}, 'Approving sends the plan digest ', h('code', {}, record.planDigest ?? '(none)'), ': if the request changed since you read it, the server refuses.'),
     h('div', { class: 'actions' }, buttons),
     outcome,

@@ -18,7 +18,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { SignJWT, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
-import Provider from 'oidc-provider';
+import type Provider from 'oidc-provider';
 
 /** A resource indicator must be an absolute URI. */
 export const OIDC_DEV_AUDIENCE = 'urn:middle-management:local';
@@ -128,7 +128,8 @@ export async function startOidcIssuer(
   const state = options.state ?? (await createOidcIssuerState(issuer));
   const audience = state.audience;
 
-  const provider = new Provider(issuer, {
+  const Provider = await loadProvider();
+  const provider = quietly(() => new Provider(issuer, {
     clients: [
       {
         client_id: CONSOLE_CLIENT_ID,
@@ -231,7 +232,7 @@ ${form}<button type="submit" form="op.deviceConfirmForm">Continue</button> <butt
       ctx.type = 'html';
       ctx.body = page('Sign-in error', `<p>${escapeHtml(String(out.error))}: ${escapeHtml(String(out.error_description ?? ''))}</p>`);
     },
-  } as any);
+  } as any));
   // The issuer is plain http on loopback: tell the provider not to insist on TLS cookies.
   provider.proxy = false;
   const callback = provider.callback();
@@ -258,6 +259,43 @@ ${form}<button type="submit" form="op.deviceConfirmForm">Continue</button> <butt
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * oidc-provider, loaded when a provider starts (not for `npm run token`, which only signs).
+ * Its warnings that do not apply to a development issuer are left out: the in-memory
+ * store is what it wants, and Node.js 20 (which it calls unsupported) is what this
+ * repository must run on; every test of the provider runs there.
+ */
+async function loadProvider(): Promise<typeof Provider> {
+  const restore = hideExpectedWarnings();
+  try {
+    return (await import('oidc-provider')).default;
+  } finally {
+    restore();
+  }
+}
+
+const EXPECTED_WARNINGS = /^oidc-provider WARNING: (Unsupported runtime|a quick start development-only in-memory adapter)/;
+
+/** console.warn without those two warnings, until the returned function is called. */
+function hideExpectedWarnings(): () => void {
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (!(typeof args[0] === 'string' && EXPECTED_WARNINGS.test(args[0].replace(/\x1b\[[0-9;]*m/g, '')))) warn(...args);
+  };
+  return () => {
+    console.warn = warn;
+  };
+}
+
+function quietly<T>(make: () => T): T {
+  const restore = hideExpectedWarnings();
+  try {
+    return make();
+  } finally {
+    restore();
+  }
 }
 
 /** The sign-in form (GET) and its submission (POST): a user name and its password. */

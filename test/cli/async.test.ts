@@ -106,6 +106,10 @@ describe('mm --async, --wait, approve, reject, audit verify, retries', { timeout
             return sendJson(res, 200, { executionId: ID(7), command, status: 'succeeded', result: null, output: [], startedAt: 'x', finishedAt: 'x', durationMs: 1 });
           case 'awaiting':
             return sendJson(res, 202, { executionId: ID(8), command, status: 'awaiting_approval' });
+          case 'awaiting-linked':
+            return sendJson(res, 202, { executionId: ID(8), command, status: 'awaiting_approval', approveUrl: `https://ops.example.com/__manage__/console#/executions/${ID(8)}` });
+          case 'awaiting-garbled':
+            return sendJson(res, 202, { executionId: ID(8), command, status: 'awaiting_approval', approveUrl: 'https://ops.example.com/\u001b]8;;https://evil.example\u0007x' });
           case 'down':
             return sendJson(res, 503, { message: 'Service Unavailable' });
           case 'bad-gateway':
@@ -220,6 +224,14 @@ describe('mm --async, --wait, approve, reject, audit verify, retries', { timeout
     assert.equal(r.code, 0);
     assert.equal(r.stdout, `${ID(8)}\n`);
     assert.match(r.stderr, /awaits approval.*mm approve 01JASYNC/);
+    assert.doesNotMatch(r.stderr, /web console/, 'no approveUrl, no link');
+    const linked = await mm(['run', 'awaiting-linked']);
+    assert.equal(linked.code, 0);
+    assert.equal(linked.stdout, `${ID(8)}\n`);
+    assert.ok(linked.stderr.includes(`web console's link: https://ops.example.com/__manage__/console#/executions/${ID(8)}`), linked.stderr);
+    const garbled = await mm(['run', 'awaiting-garbled']);
+    assert.equal(garbled.code, 0);
+    assert.doesNotMatch(garbled.stderr, /web console|evil|\u001b\]/, 'a link that is no plain URL is not printed');
     const approve = await mm(['approve', ID(8)]);
     assert.equal(approve.code, 0, approve.stderr);
     assert.match(approve.stdout, /Approved execution 01JASYNC0+8 \(long\): running/);

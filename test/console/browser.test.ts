@@ -1,22 +1,35 @@
 /**
  * The web console in a real browser: Chromium (Debian's package) driven by
- * playwright-core, against the real handler served over loopback HTTP with
- * dynalite behind it and the development OpenID provider (local/oidc-issuer.ts)
- * as the trusted issuer. Sign-in goes through the provider's real form.
+ * playwright-core.
+ *
+ * 1. On the local stack, booted as `npm start` boots it (the example service under
+ *    serverless-offline, dynalite, the development OpenID provider): a new user opens
+ *    the console URL the stack prints, signs in, runs echo; a request needing
+ *    approval is approved by a second user from the deep link.
+ * 2. Everything else against the real handler served over loopback HTTP with
+ *    dynalite behind it and the development OpenID provider (local/oidc-issuer.ts)
+ *    as the trusted issuer (faster to set up, and commands of the test's own).
+ *
+ * Sign-in always goes through the provider's real form.
  *
  * Without Chromium these tests are skipped, saying how to run them.
  * `CONSOLE_SCREENSHOTS=docs/images` also saves screenshots of the main pages there.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import * as Type from '@sinclair/typebox';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { defineCommand } from '../../src/command.js';
 import type { WorkerEvent } from '../../src/handler/worker.js';
 import { startOidcIssuer, type RunningOidcIssuer } from '../../local/oidc-issuer.js';
+import { freePort, groupAlive } from '../../local/processes.js';
 import { serveHandler, type ServedHandler } from '../support/http-server.js';
 import { lambdaContext, startStack, type TestStack } from '../support/stack.js';
 
@@ -25,6 +38,8 @@ const HOW = `the browser tests of the web console need Chromium at ${CHROMIUM}: 
 const skip = existsSync(CHROMIUM) ? false : `skipped: ${HOW}`;
 if (skip) process.stdout.write(`SKIPPED: ${HOW}\n`);
 
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const SHOTS = process.env.CONSOLE_SCREENSHOTS ? resolve(process.env.CONSOLE_SCREENSHOTS) : undefined;
 const ATTACK = '<script>window.__pwned = 1</script><img src="x" onerror="window.__pwned = 2">';
 
@@ -53,6 +68,161 @@ const commands = {
     }),
   }),
 };
+
+/** `npm start` in its own process group, as a terminal runs it; its output collected. */
+class NpmStart {
+  readonly child: ChildProcess;
+  stdout = '';
+  stderr = '';
+  exitCode: number | null | undefined;
+
+  constructor(env: NodeJS.ProcessEnv) {
+    this.child = spawn('npm', ['start'], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (this.stdout += chunk));
+    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
+    this.child.on('exit', (code, signal) => (this.exitCode = code ?? (signal ? -1 : null)));
+  }
+
+  async ready(timeoutMs = 240_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.stdout.includes('local stack is ready')) {
+      assert.equal(this.exitCode, undefined, `npm start exited\n${this.stdout}\n${this.stderr}`);
+      assert.ok(Date.now() < deadline, `npm start was not ready in time\n${this.stdout}\n${this.stderr}`);
+      await new Promise((done) => setTimeout(done, 200));
+    }
+  }
+
+  /** What the banner says after a label, e.g. `Console`. */
+  printed(label: string): string {
+    const match = new RegExp(`^  ${label} +(\\S+)`, 'm').exec(this.stdout);
+    assert.ok(match, `npm start printed no ${label} line:\n${this.stdout}`);
+    return match[1]!;
+  }
+
+  /** Ctrl-C to the group; whatever is left after 15 s (offline's group too) is killed. */
+  async stop(): Promise<void> {
+    const offline = Number(/serverless-offline is process group (\d+)/.exec(this.stderr)?.[1]) || undefined;
+    const groups = [this.child.pid!, ...(offline ? [offline] : [])];
+    try {
+      process.kill(-this.child.pid!, 'SIGINT');
+    } catch {
+      // gone already
+    }
+    const deadline = Date.now() + 15_000;
+    while (groups.some(groupAlive) && Date.now() < deadline) await new Promise((done) => setTimeout(done, 100));
+    for (const group of groups) {
+      try {
+        process.kill(-group, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+}
+
+/** This machine's environment without what would change the stack (as test/local/stack.test.ts). */
+function stackEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (key.startsWith('MANAGE_') || key.startsWith('AWS_') || key.startsWith('npm_') || key === 'DEV_ISSUER_FILE') continue;
+    env[key] = value;
+  }
+  return { ...env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...extra };
+}
+
+describe('the web console on the local stack (npm start), in Chromium', { skip, timeout: 420_000 }, () => {
+  let stack: NpmStart;
+  let dir: string;
+  let browser: Browser;
+  let consoleUrl: string;
+  let issuerUrl: string;
+  let requester: { context: BrowserContext; page: Page };
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mm-console-stack-'));
+    const ports = { PORT: await freePort(), LAMBDA_PORT: await freePort(), DYNAMODB_PORT: await freePort(), ISSUER_PORT: await freePort() };
+    stack = new NpmStart(
+      stackEnv({
+        ...Object.fromEntries(Object.entries(ports).map(([name, port]) => [name, String(port)])),
+        // The developer's example/.middle-management/dev-issuer.json is left alone.
+        DEV_ISSUER_FILE: join(dir, 'dev-issuer.json'),
+        MANAGE_APPROVAL: JSON.stringify({ noop: ['approvers'] }),
+      }),
+    );
+    await stack.ready();
+    consoleUrl = stack.printed('Console');
+    issuerUrl = stack.printed('Token issuer');
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await stack?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Through the dev issuer's own form; back on `at` (the console, or a deep link into it). */
+  async function signIn(page: Page, user: string, at: string): Promise<void> {
+    await page.goto(at);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${issuerUrl}/interaction/**`);
+    await page.getByLabel('User name').fill(user);
+    await page.getByLabel('Password').fill(user);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${consoleUrl}**`);
+    await page.locator('#who').getByText(user).waitFor();
+  }
+
+  it('prints the console URL next to the API’s; a new user opens it, signs in with the dev issuer and runs echo', async () => {
+    const port = /localhost:(\d+)/.exec(stack.printed('API'))![1];
+    assert.equal(consoleUrl, `http://localhost:${port}/__manage__/console`);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    requester = { context, page: await context.newPage() };
+    const { page } = requester;
+    // developer: the default account, in every group (approvers too: the two-person rule still refuses their own request).
+    await signIn(page, 'developer', consoleUrl);
+    await page.getByRole('link', { name: /^echo/ }).click();
+    await page.getByRole('heading', { name: 'Run echo' }).waitFor();
+    await page.getByLabel('message (required)').fill('hello from the stack');
+    await page.getByRole('button', { name: 'Run' }).click();
+    await page.getByRole('heading', { name: /Result/ }).waitFor();
+    assert.deepEqual(JSON.parse((await page.getByTestId('result').textContent()) ?? ''), { message: 'hello from the stack' });
+  });
+
+  it('a request needing approval: 202 with the deep link, refused to the requester, approved by a second user from the link', async () => {
+    const { page } = requester;
+    await page.goto(`${consoleUrl}#/commands/noop`);
+    await page.getByRole('heading', { name: 'Run noop' }).waitFor();
+    const answered = page.waitForResponse((response) => response.request().method() === 'POST' && response.url().endsWith('/__manage__/noop'));
+    await page.getByRole('button', { name: 'Run' }).click();
+    const response = await answered;
+    assert.equal(response.status(), 202);
+    const body = await response.json();
+    assert.equal(body.status, 'awaiting_approval');
+    const deepLink = `${consoleUrl}#/executions/${body.executionId}`;
+    assert.equal(body.approveUrl, deepLink, 'the 202 carries the console’s deep link for approvers');
+    await page.waitForURL(deepLink);
+    await page.getByRole('heading', { name: 'Waiting for approval' }).waitFor();
+    assert.equal(await page.locator('#approval-link').textContent(), deepLink);
+    await page.getByRole('button', { name: 'Approve and run' }).click();
+    await page.getByRole('alert').getByText('You cannot decide on your own request').waitFor();
+    await page.getByRole('alert').getByText('403 Forbidden').waitFor();
+
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    const approver = await context.newPage();
+    await signIn(approver, 'bob', deepLink);
+    assert.equal(approver.url(), deepLink, 'back on the deep link after sign-in');
+    await approver.getByRole('heading', { name: 'Waiting for approval' }).waitFor();
+    await approver.getByRole('button', { name: 'Approve and run' }).click();
+    await approver.locator('#execution-status').getByText('succeeded').waitFor();
+    await context.close();
+    // The requester's page follows it to the end too.
+    await page.reload();
+    await page.locator('#execution-status').getByText('succeeded').waitFor();
+    await requester.context.close();
+  });
+});
 
 let issuer: RunningOidcIssuer;
 let stack: TestStack;
@@ -95,7 +265,7 @@ describe('the web console in Chromium', { skip }, () => {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: CHROMIUM_ARGS,
     });
     if (SHOTS) mkdirSync(SHOTS, { recursive: true });
   });
