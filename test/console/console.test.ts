@@ -182,6 +182,33 @@ describe('the console page', () => {
     assert.equal(tsc.status, 0, tsc.stdout + tsc.stderr);
   });
 
+  it('API requests never load the console: the library reaches its module by a dynamic import only', async () => {
+    const { build } = await import('esbuild');
+    const out = await build({
+      entryPoints: [fileURLToPath(new URL('../../src/index.ts', import.meta.url))],
+      bundle: true,
+      splitting: true,
+      format: 'esm',
+      platform: 'node',
+      packages: 'external',
+      write: false,
+      metafile: true,
+      outdir: '/tmp/mm-console-split',
+      logLevel: 'silent',
+    });
+    const outputs = out.metafile.outputs;
+    const chunkOf = (input: string) => Object.keys(outputs).find((name) => Object.keys(outputs[name]!.inputs).some((file) => file.endsWith(input)))!;
+    const consoleChunk = chunkOf('src/console/serve.ts');
+    const entry = Object.keys(outputs).find((name) => outputs[name]!.entryPoint?.endsWith('src/index.ts'))!;
+    assert.notEqual(consoleChunk, entry, 'the console is a chunk of its own');
+    assert.ok(Object.keys(outputs[consoleChunk]!.inputs).some((file) => file.endsWith('src/console/assets.ts')), 'with its assets');
+    // Every static import from the entry, transitively: never the console's chunk.
+    const reached = new Set<string>([entry]);
+    for (const name of reached) for (const edge of outputs[name]!.imports) if (edge.kind === 'import-statement' && !edge.external) reached.add(edge.path);
+    assert.ok(!reached.has(consoleChunk), 'loaded with the library');
+    assert.ok([...reached].some((name) => outputs[name]!.imports.some((edge) => edge.kind === 'dynamic-import' && edge.path === consoleChunk)));
+  });
+
   it('the bundled assets are built from console/ as committed', async () => {
     const { source } = await buildConsoleAssets();
     assert.equal(readFileSync(new URL('../../src/console/assets.ts', import.meta.url), 'utf8'), source, 'run node scripts/build-console.mjs');
