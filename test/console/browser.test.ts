@@ -209,6 +209,7 @@ describe('the web console on the local stack (npm start), in Chromium', { skip, 
     await page.waitForURL(deepLink);
     await page.getByRole('heading', { name: 'Waiting for approval' }).waitFor();
     assert.equal(await page.locator('#approval-link').textContent(), deepLink);
+    if (SHOTS) await page.screenshot({ path: join(SHOTS, 'console-approval-link.png'), fullPage: true });
     await page.getByRole('button', { name: 'Approve and run' }).click();
     await page.getByRole('alert').getByText('You cannot decide on your own request').waitFor();
     await page.getByRole('alert').getByText('403 Forbidden').waitFor();
