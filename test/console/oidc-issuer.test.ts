@@ -91,3 +91,44 @@ describe('the development OpenID provider', () => {
     assert.match(await posted.text(), /Wrong user name or password/);
   });
 });
+
+describe('the local stack’s issuer (local/dev-issuer.ts) on the provider', () => {
+  it('keeps its key in DEV_ISSUER_FILE: a token of `dev token` passes before and after a restart', async () => {
+    const { mkdtemp, rm, writeFile, readFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { freePort } = await import('../../local/processes.js');
+    const { loadDevIssuer, signDevToken, startDevIssuer, DEV_AUDIENCE } = await import('../../local/dev-issuer.js');
+    const dir = await mkdtemp(join(tmpdir(), 'mm-dev-issuer-'));
+    try {
+      const env = { DEV_ISSUER_FILE: join(dir, 'dev-issuer.json'), ISSUER_PORT: String(await freePort()) };
+      const state = await loadDevIssuer({ env });
+      assert.equal(state.audience, DEV_AUDIENCE);
+      assert.equal(DEV_AUDIENCE, 'urn:middle-management:local');
+      const token = await signDevToken({ state, sub: 'tester', groups: ['ops'] });
+      assert.deepEqual({ ...decodeJwt(token), iat: 0, exp: 0, jti: '' }, { iss: state.issuer, aud: DEV_AUDIENCE, sub: 'tester', groups: ['ops'], username: 'tester', client_id: CLI_CLIENT_ID, iat: 0, exp: 0, jti: '' });
+      const verify = () =>
+        createTokenVerifier(loadConfig({ MANAGE_ALLOW_LIST: 'echo', MANAGE_JWT_ISSUER: state.issuer, MANAGE_JWT_AUDIENCE: DEV_AUDIENCE, MANAGE_AUDIT_TABLE: 't' }, ['echo'])).verify(token);
+      for (let start = 0; start < 2; start++) {
+        const running = await startDevIssuer(await loadDevIssuer({ env }));
+        try {
+          const actor = await verify();
+          assert.equal(actor.subject, 'tester');
+          assert.deepEqual(actor.groups, ['ops']);
+        } finally {
+          await running.close();
+        }
+      }
+
+      // A key file of the issuer before the provider (ES256, another audience) is replaced, on the same port.
+      await writeFile(env.DEV_ISSUER_FILE, JSON.stringify({ issuer: 'http://127.0.0.1:4123', audience: 'middle-management-local', port: 4123, kid: 'k', alg: 'ES256', privateJwk: { kty: 'EC', d: 'x' }, publicJwk: { kty: 'EC' } }));
+      const upgraded = await loadDevIssuer({ env: { DEV_ISSUER_FILE: env.DEV_ISSUER_FILE } });
+      assert.equal(upgraded.alg, 'RS256');
+      assert.equal(upgraded.port, 4123);
+      assert.equal(upgraded.audience, DEV_AUDIENCE);
+      assert.equal(JSON.parse(await readFile(env.DEV_ISSUER_FILE, 'utf8')).kid, upgraded.kid);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
