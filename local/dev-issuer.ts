@@ -1,7 +1,9 @@
 /**
- * A development OIDC token issuer for the local stack (CONTRACT §6, §8): one ES256
- * key pair, generated on first use and kept in the service's
- * `.middle-management/dev-issuer.json`, a JWKS endpoint on 127.0.0.1, and
+ * The development token issuer of the local stack (CONTRACT §6, §8): the
+ * OpenID provider of ./oidc-issuer.ts (oidc-provider: a real sign-in for the web
+ * console, the device grant for `mm`, client credentials), with its one RS256
+ * key generated on first use and kept in the service's
+ * `.middle-management/dev-issuer.json`, so that tokens survive restarts, and
  * {@link signDevToken} for `middle-management dev` and `middle-management dev token`.
  *
  * The stack trusts this issuer exactly as production trusts a real one: through
@@ -9,13 +11,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { dirname, resolve } from 'node:path';
-import { SignJWT, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { OIDC_DEV_AUDIENCE, signIssuerToken, startOidcIssuer, type OidcIssuerState } from './oidc-issuer.js';
 
-export const DEV_AUDIENCE = 'middle-management-local';
+/** The API's audience: a resource indicator (RFC 8707) of the provider, so an absolute URI. */
+export const DEV_AUDIENCE = OIDC_DEV_AUDIENCE;
+export { CONSOLE_CLIENT_ID, DEV_ACCOUNTS } from './oidc-issuer.js';
 export const DEFAULT_ISSUER_PORT = 3005;
-const ALG = 'ES256';
+const ALG = 'RS256';
 const HOST = '127.0.0.1';
 
 /** Where the local stack keeps its state, in the service's folder (never in node_modules). */
@@ -54,7 +59,7 @@ function parsePort(raw: string | undefined): number | undefined {
   return port;
 }
 
-async function readState(file: string): Promise<DevIssuerState | undefined> {
+async function readState(file: string): Promise<DevIssuerState | { legacyPort: number } | undefined> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -62,11 +67,13 @@ async function readState(file: string): Promise<DevIssuerState | undefined> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-  const state = JSON.parse(text) as DevIssuerState;
+  const state = JSON.parse(text) as Partial<Omit<DevIssuerState, 'alg'>> & { alg?: string };
+  // Before the OpenID provider: one ES256 key and another audience. Its tokens cannot pass any more: a new key, same port.
+  if (state.alg === 'ES256' && Number.isInteger(state.port) && state.privateJwk?.d) return { legacyPort: state.port! };
   if (state.alg !== ALG || !state.privateJwk?.d || !state.publicJwk || !state.kid || !Number.isInteger(state.port)) {
     throw new Error(`${file} is not a dev issuer state file; delete it to generate a new key`);
   }
-  return state;
+  return state as DevIssuerState;
 }
 
 async function writeState(file: string, state: DevIssuerState, exclusive: boolean): Promise<void> {
@@ -94,10 +101,12 @@ export async function loadDevIssuer(
   const file = devIssuerFile(env, options.serviceDir);
   const requestedPort = parsePort(env.ISSUER_PORT);
 
-  let state = await readState(file);
+  let saved = await readState(file);
+  const legacyPort = saved && 'legacyPort' in saved ? saved.legacyPort : undefined;
+  let state = saved && !('legacyPort' in saved) ? saved : undefined;
   if (!state) {
-    const port = requestedPort ?? DEFAULT_ISSUER_PORT;
-    const { privateKey, publicKey } = await generateKeyPair(ALG, { extractable: true });
+    const port = requestedPort ?? legacyPort ?? DEFAULT_ISSUER_PORT;
+    const { privateKey, publicKey } = await generateKeyPair(ALG, { extractable: true, modulusLength: 2048 });
     const kid = randomUUID();
     const created: DevIssuerState = {
       issuer: issuerUrl(port),
@@ -109,11 +118,14 @@ export async function loadDevIssuer(
       publicJwk: { ...(await exportJWK(publicKey)), kid, alg: ALG, use: 'sig' },
     };
     try {
-      await writeState(file, created, true);
+      // A legacy file is replaced; a new one is created once, whoever comes first.
+      await writeState(file, created, legacyPort === undefined);
       return created;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      state = (await readState(file))!;
+      saved = await readState(file);
+      if (!saved || 'legacyPort' in saved) throw error;
+      state = saved;
     }
   }
 
@@ -136,33 +148,34 @@ export async function rememberDevIssuer(
 ): Promise<void> {
   const file = devIssuerFile(env, serviceDir);
   const saved = await readState(file);
-  if (saved?.port !== state.port || saved.kid !== state.kid) await writeState(file, state, false);
+  if (!saved || 'legacyPort' in saved || saved.port !== state.port || saved.kid !== state.kid) await writeState(file, state, false);
 }
 
 export interface DevTokenOptions {
   sub?: string;
+  /** The `groups` claim; default none. */
   groups?: string[];
   username?: string;
-  /** Seconds, or a jose time span such as `'2h'`; default one hour. */
-  expiresIn?: number | string;
+  /** Seconds; default one hour. */
+  expiresIn?: number;
   /** Defaults to {@link loadDevIssuer}(). */
   state?: DevIssuerState;
 }
 
+/** The provider's view of the state: its issuer, audience and private key. */
+export function providerState(state: DevIssuerState): OidcIssuerState {
+  return { issuer: state.issuer, audience: state.audience, kid: state.kid, privateJwk: { use: 'sig', ...state.privateJwk } };
+}
+
+/** A token for the API as the provider issues them (an RS256 `at+jwt`), signed with its key, without a sign-in. */
 export async function signDevToken(options: DevTokenOptions = {}): Promise<string> {
   const state = options.state ?? (await loadDevIssuer());
-  const sub = options.sub ?? 'developer';
-  const key = await importJWK(state.privateJwk, ALG);
-  const expiresIn = options.expiresIn ?? 3600;
-  return new SignJWT({ groups: options.groups ?? [], username: options.username ?? sub })
-    .setProtectedHeader({ alg: ALG, kid: state.kid, typ: 'JWT' })
-    .setIssuer(state.issuer)
-    .setAudience(state.audience)
-    .setSubject(sub)
-    .setIssuedAt()
-    .setJti(randomUUID())
-    .setExpirationTime(typeof expiresIn === 'number' ? Math.floor(Date.now() / 1000) + expiresIn : expiresIn)
-    .sign(key);
+  return signIssuerToken(providerState(state), {
+    sub: options.sub ?? 'developer',
+    groups: options.groups ?? [],
+    ...(options.username !== undefined ? { username: options.username } : {}),
+    expiresIn: options.expiresIn ?? 3600,
+  });
 }
 
 export interface RunningDevIssuer {
@@ -171,46 +184,12 @@ export interface RunningDevIssuer {
   close(): Promise<void>;
 }
 
-/** Serve the JWKS and the OIDC discovery document on 127.0.0.1:`state.port`. */
-export async function startDevIssuer(state: DevIssuerState): Promise<RunningDevIssuer> {
-  const jwks = JSON.stringify({ keys: [state.publicJwk] });
-  const discovery = JSON.stringify({
-    issuer: state.issuer,
-    jwks_uri: `${state.issuer}/.well-known/jwks.json`,
-    id_token_signing_alg_values_supported: [ALG],
-    response_types_supported: ['id_token'],
-    subject_types_supported: ['public'],
-    claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'groups', 'username'],
-  });
-
-  const server = createServer((request, response) => {
-    const path = new URL(request.url ?? '/', state.issuer).pathname;
-    const body = path === '/.well-known/jwks.json' ? jwks : path === '/.well-known/openid-configuration' ? discovery : undefined;
-    if (body === undefined) {
-      response.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
-    } else if (request.method !== 'GET' && request.method !== 'HEAD') {
-      response.writeHead(405, { allow: 'GET, HEAD' }).end();
-    } else {
-      response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      response.end(request.method === 'HEAD' ? undefined : body);
-    }
-  });
-
-  await new Promise<void>((resolvePromise, reject) => {
-    server.once('error', reject);
-    server.listen(state.port, HOST, () => {
-      server.off('error', reject);
-      resolvePromise();
-    });
-  });
-
-  return {
-    state,
-    server,
-    close: () =>
-      new Promise<void>((resolvePromise) => {
-        server.closeAllConnections();
-        server.close(() => resolvePromise());
-      }),
-  };
+/**
+ * Serves the OpenID provider on 127.0.0.1:`state.port`: discovery, the JWKS
+ * (`/.well-known/jwks.json`), sign-in for the console's client `mm-console`
+ * (redirected back to `consoleRedirectUris`), the device grant for `mm-cli`.
+ */
+export async function startDevIssuer(state: DevIssuerState, options: { consoleRedirectUris?: string[] } = {}): Promise<RunningDevIssuer> {
+  const running = await startOidcIssuer({ state: providerState(state), ...(options.consoleRedirectUris ? { consoleRedirectUris: options.consoleRedirectUris } : {}) });
+  return { state, server: running.server, close: () => running.close() };
 }

@@ -7,7 +7,9 @@
  *   wherever the endpoint is, if missing (the state table with TTL where the
  *   endpoint has TTL);
  * - the development token issuer on ISSUER_PORT (3005) unless MANAGE_JWT_ISSUER
- *   (or MANAGE_JWT_ISSUERS) is set;
+ *   (or MANAGE_JWT_ISSUERS) is set: an OpenID provider (./oidc-issuer.ts) with a
+ *   sign-in form, which the web console (`/__manage__/console`, client
+ *   `mm-console`) signs in with;
  * - the service's own `serverless offline start --useInProcess` (stage dev):
  *   the API on PORT (3000), the Lambda invoke endpoint on LAMBDA_PORT (3002),
  *   which also receives the function's own worker invocations. The local values
@@ -29,6 +31,8 @@ import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import dynalite from 'dynalite';
 import {
+  CONSOLE_CLIENT_ID,
+  DEV_ACCOUNTS,
   loadDevIssuer,
   rememberDevIssuer,
   signDevToken,
@@ -295,6 +299,10 @@ function banner(options: {
   externalIssuer: string | undefined;
   token: string | undefined;
   tokenHint: string;
+  /** The console signs in with the dev issuer (the stack set MANAGE_CONSOLE_*). */
+  devConsole: boolean;
+  /** MANAGE_CONSOLE_CLIENT_ID is set, by the environment or the plugin block. */
+  consoleSet: boolean;
 }): string {
   const { facts } = options;
   const api = `http://localhost:${options.httpPort}`;
@@ -307,6 +315,13 @@ function banner(options: {
     `middle-management local stack is ready (service ${facts.service}, stage ${facts.stage}).`,
     '',
     `  API              ${api}/__manage__`,
+    `  Console          ${api}/__manage__/console${
+      options.issuer && options.devConsole
+        ? ` (sign in as ${Object.keys(DEV_ACCOUNTS).join(', ')}…; the password is the user name)`
+        : options.consoleSet
+          ? ''
+          : ' (no sign-in set: MANAGE_CONSOLE_CLIENT_ID, see docs/console.md)'
+    }`,
     `  Lambda invoke    ${invoke}`,
     `  Tables           ${options.tables.map((table) => table.name).join(', ')} at ${options.dynamoEndpoint}${
       options.embeddedDynamo ? ' (embedded dynalite, in memory)' : ttl === 'enabled' ? ' (state table TTL on)' : ''
@@ -414,12 +429,27 @@ export async function runDev(options: DevOptions): Promise<number> {
         ? 'MANAGE_JWT_ISSUERS'
         : undefined;
     let issuer: DevIssuerState | undefined;
+    let devConsole = false;
     if (!externalIssuer) {
       issuer = await loadDevIssuer({ env, serviceDir: dir });
       env.MANAGE_JWT_ISSUER = issuer.issuer;
       env.MANAGE_JWT_AUDIENCE = issuer.audience;
       // A JWKS URI left over from another issuer would point the dev issuer's tokens at the wrong keys.
       delete env.MANAGE_JWT_JWKS_URI;
+      // The web console signs in with the dev issuer, unless the environment says otherwise. Every
+      // MANAGE_CONSOLE_* is set (empty: unset), so that the block's production values do not mix in.
+      if (!isSet(env.MANAGE_CONSOLE_CLIENT_ID)) {
+        devConsole = true;
+        Object.assign(env, {
+          MANAGE_CONSOLE_CLIENT_ID: CONSOLE_CLIENT_ID,
+          MANAGE_CONSOLE_ISSUER: issuer.issuer,
+          MANAGE_CONSOLE_RESOURCE: issuer.audience,
+          MANAGE_CONSOLE_SCOPES: 'openid',
+          MANAGE_CONSOLE_TOKEN_USE: 'access',
+          MANAGE_CONSOLE_REDIRECT_URI: '',
+          MANAGE_CONSOLE_AUTH_ORIGINS: '',
+        });
+      }
     }
 
     // Nothing may answer on our ports but us (a stack left running would pass the readiness check).
@@ -459,7 +489,9 @@ export async function runDev(options: DevOptions): Promise<number> {
     }
     if (issuer) {
       checkpoint();
-      const started = await startDevIssuer(issuer).catch((error: Error) => {
+      // The console comes back to whichever of the two loopback names the browser used.
+      const consoleRedirectUris = [`http://localhost:${httpPort}/__manage__/console`, `http://127.0.0.1:${httpPort}/__manage__/console`];
+      const started = await startDevIssuer(issuer, { consoleRedirectUris }).catch((error: Error) => {
         throw new DevConfigError('ISSUER_PORT', `the dev token issuer cannot listen on 127.0.0.1:${issuer!.port}: ${error.message}`);
       });
       own(() => started.close());
@@ -562,6 +594,8 @@ export async function runDev(options: DevOptions): Promise<number> {
         externalIssuer,
         token,
         tokenHint: options.tokenHint ?? 'npx middle-management dev token',
+        devConsole,
+        consoleSet: devConsole || isSet(env.MANAGE_CONSOLE_CLIENT_ID) || facts.consoleSet,
       }),
     );
   } catch (error) {

@@ -116,6 +116,8 @@ export interface ServiceFacts {
   /** The service lists serverless-middle-management/plugin. */
   usesPlugin: boolean;
   usesOffline: boolean;
+  /** The web console has sign-in settings in the configuration (`custom.middleManagement.console.clientId` or MANAGE_CONSOLE_CLIENT_ID). */
+  consoleSet: boolean;
 }
 
 function stringValue(value: unknown): string | undefined {
@@ -162,5 +164,6 @@ export function serviceFacts(config: Record<string, any>, options: { stage: stri
     allowList: listValue(options.env.MANAGE_ALLOW_LIST ?? block.allowList ?? fn.environment?.MANAGE_ALLOW_LIST ?? config.provider?.environment?.MANAGE_ALLOW_LIST),
     usesPlugin,
     usesOffline: plugins.some((name) => name === 'serverless-offline'),
+    consoleSet: Boolean(stringValue(block.console?.clientId) ?? stringValue(fn.environment?.MANAGE_CONSOLE_CLIENT_ID)),
   };
 }

@@ -94,6 +94,11 @@ export function manageEnvironment(settings: Settings, context: Context): Record<
   set('MANAGE_APPROVAL_TTL_SECONDS', settings.approvalTtlSeconds?.toString());
   set('MANAGE_CONSOLE_CLIENT_ID', settings.console?.clientId);
   set('MANAGE_CONSOLE_REDIRECT_URI', settings.console?.redirectUri);
+  set('MANAGE_CONSOLE_ISSUER', settings.console?.issuer);
+  set('MANAGE_CONSOLE_SCOPES', settings.console?.scopes);
+  set('MANAGE_CONSOLE_RESOURCE', settings.console?.resource);
+  set('MANAGE_CONSOLE_TOKEN_USE', settings.console?.tokenUse);
+  set('MANAGE_CONSOLE_AUTH_ORIGINS', settings.console?.authOrigins?.join(','));
   return env;
 }
 

@@ -74,7 +74,15 @@ export const blockSchema = {
         iamStatements: { type: 'array', items: { type: 'object' } },
         console: {
           type: 'object',
-          properties: { clientId: { type: 'string' }, redirectUri: { type: 'string' } },
+          properties: {
+            clientId: { type: 'string' },
+            redirectUri: { type: 'string' },
+            issuer: { type: 'string' },
+            scopes: stringListSchema,
+            resource: { type: 'string' },
+            tokenUse: { type: 'string' },
+            authOrigins: stringListSchema,
+          },
           additionalProperties: false,
         },
       },
@@ -122,7 +130,19 @@ export interface Settings {
   throttling: { burstLimit: number; rateLimit: number };
   environment: Record<string, unknown>;
   iamStatements: Record<string, unknown>[];
-  console?: { clientId?: string; redirectUri?: string };
+  /** The web console's sign-in (MANAGE_CONSOLE_*). */
+  console?: ConsoleSettings;
+}
+
+export interface ConsoleSettings {
+  clientId: string;
+  redirectUri?: string;
+  issuer?: string;
+  /** Space-separated, as OAuth sends them. */
+  scopes?: string;
+  resource?: string;
+  tokenUse?: 'access' | 'id';
+  authOrigins?: string[];
 }
 
 export const DEFAULTS = {
@@ -161,6 +181,39 @@ type Raw = Record<string, unknown>;
 
 const isObject = (value: unknown): value is Raw => typeof value === 'object' && value !== null && !Array.isArray(value);
 const isSet = (value: unknown) => value !== undefined && value !== null && value !== '';
+
+const CONSOLE_KEYS = 'clientId, redirectUri, issuer, scopes, resource, tokenUse, authOrigins';
+
+/** `console: { clientId, redirectUri?, issuer?, scopes?, resource?, tokenUse?, authOrigins? }`; empty strings are "not set". */
+function parseConsole(raw: unknown): ConsoleSettings | undefined {
+  if (!isSet(raw)) return undefined;
+  if (!isObject(raw)) throw new SettingsError('console', `must be an object { ${CONSOLE_KEYS} }`);
+  for (const key of Object.keys(raw)) {
+    if (!CONSOLE_KEYS.split(', ').includes(key)) throw new SettingsError(`console.${key}`, `is not a key of console (known: ${CONSOLE_KEYS})`);
+  }
+  const clientId = optionalString(raw.clientId, 'console.clientId');
+  const redirectUri = optionalString(raw.redirectUri, 'console.redirectUri');
+  if (redirectUri) httpsUrl(redirectUri, 'console.redirectUri');
+  const issuer = optionalString(raw.issuer, 'console.issuer');
+  if (issuer) httpsUrl(issuer, 'console.issuer');
+  const scopeList = isSet(raw.scopes) && typeof raw.scopes === 'string' ? raw.scopes.split(/[\s,]+/) : stringList(raw.scopes, 'console.scopes');
+  const scopes = scopeList.map((scope) => scope.trim()).filter(Boolean).join(' ');
+  const resource = optionalString(raw.resource, 'console.resource');
+  if (resource && !/^[a-z][a-z0-9+.-]*:\S+$/i.test(resource)) throw new SettingsError('console.resource', `"${resource}" is not an absolute URI (a resource indicator, e.g. https://api.example.com or urn:example:api)`);
+  const tokenUse = optionalString(raw.tokenUse, 'console.tokenUse');
+  if (tokenUse && tokenUse !== 'access' && tokenUse !== 'id') throw new SettingsError('console.tokenUse', `must be "access" or "id", not "${tokenUse}"`);
+  const authOrigins = stringList(raw.authOrigins, 'console.authOrigins');
+  authOrigins.forEach((origin, index) => httpsUrl(origin, `console.authOrigins[${index}]`));
+  const others = { redirectUri, issuer, scopes: scopes || undefined, resource, tokenUse, authOrigins: authOrigins.length ? authOrigins : undefined };
+  if (!clientId) {
+    const named = Object.entries(others).find(([, value]) => value !== undefined);
+    if (named) throw new SettingsError('console.clientId', `is required with console.${named[0]}: the console signs in as that public client of the issuer`);
+    return undefined;
+  }
+  const settings: ConsoleSettings = { clientId };
+  for (const [key, value] of Object.entries(others)) if (value !== undefined) (settings as unknown as Raw)[key] = value;
+  return settings;
+}
 
 function stringList(raw: unknown, key: string): string[] {
   if (!isSet(raw)) return [];
@@ -346,14 +399,7 @@ export function parseSettings(raw: unknown): Settings {
     if (!statement.Effect || !statement.Action || !statement.Resource) throw new SettingsError(`iamStatements[${index}]`, 'needs Effect, Action and Resource');
   }
 
-  let consoleSettings: Settings['console'];
-  if (isSet(raw.console)) {
-    if (!isObject(raw.console)) throw new SettingsError('console', 'must be an object { clientId, redirectUri }');
-    const clientId = optionalString(raw.console.clientId, 'console.clientId');
-    const redirectUri = optionalString(raw.console.redirectUri, 'console.redirectUri');
-    if (redirectUri) httpsUrl(redirectUri, 'console.redirectUri');
-    if (clientId || redirectUri) consoleSettings = { ...(clientId ? { clientId } : {}), ...(redirectUri ? { redirectUri } : {}) };
-  }
+  const consoleSettings = parseConsole(raw.console);
 
   const tableName = (key: string) => {
     const name = optionalString(raw[key], key);

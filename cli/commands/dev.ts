@@ -85,12 +85,14 @@ Environment:
   PORT (3000)                  the HTTP API
   LAMBDA_PORT (3002)           the Lambda invoke endpoint (direct invocations, workers)
   DYNAMODB_PORT (8000)         the embedded DynamoDB (dynalite, in memory)
-  ISSUER_PORT (3005)           the development token issuer
+  ISSUER_PORT (3005)           the development token issuer (an OpenID provider)
   AWS_ENDPOINT_URL_DYNAMODB    use this DynamoDB instead (missing tables are created)
   MANAGE_JWT_ISSUER            trust this issuer instead of the development one
   MANAGE_*                     any setting of the manage function (docs/local.md)
 
 Tokens: middle-management dev token [--sub NAME] [--groups a,b]
+Web console: http://localhost:PORT/__manage__/console (sign in at the development
+issuer: developer, alice, bob or audrey; the password is the user name)
 `,
     )
     .action(async (offlineArgs: string[], options: { stage: string }) => {

@@ -119,8 +119,10 @@ export async function run(session: Session, command: string, words: string[], op
     else outLine(response.raw);
     return Exit.Ok;
   }
+  const approveUrl = status === 'awaiting_approval' ? consoleLink(body.approveUrl) : undefined;
   if (wait) {
     if (!session.json) errLine(colors.err.dim(`${command} ${status.replace(/_/g, ' ') || 'accepted'}: execution ${executionId}`));
+    if (!session.json && approveUrl) errLine(colors.err.yellow(`An approver can open it in the web console: ${approveUrl}`));
     return waitForExecution(session, executionId, waitTimeoutMs === undefined ? {} : { timeoutMs: waitTimeoutMs });
   }
   // Accepted to run later (--async), or waiting for an approver.
@@ -129,11 +131,18 @@ export async function run(session: Session, command: string, words: string[], op
     outLine(executionId);
     if (status === 'awaiting_approval') {
       errLine(colors.err.yellow(`${command} awaits approval by a second person: mm approve ${executionId} (another operator), then mm show ${executionId}`));
+      if (approveUrl) errLine(colors.err.yellow(`Send an approver the web console's link: ${approveUrl}`));
     } else {
       errLine(colors.err.dim(`${command} ${status.replace(/_/g, ' ') || 'accepted'}; follow it with: mm show ${executionId}  (or mm run … --wait)`));
     }
   }
   return Exit.Ok;
+}
+
+/** The server's deep link into its web console (`approveUrl`, present when the console is set up): an http(s) URL, printable as is. */
+function consoleLink(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value.length > 2048 || !/^https?:\/\/[\x21-\x7e]+$/.test(value)) return undefined;
+  return value;
 }
 
 function readBaseData(options: RunOptions): Record<string, unknown> {

@@ -21,16 +21,22 @@ export type Route =
   | { kind: 'listExecutions' }
   | { kind: 'getExecution'; executionId: string }
   | { kind: 'decide'; executionId: string; decision: 'approved' | 'rejected' }
-  | { kind: 'verifyAudit' };
+  | { kind: 'verifyAudit' }
+  /** The web console's page (`asset: ''`) or one of its two assets: public, answered before the token step. */
+  | { kind: 'console'; asset: ConsoleAsset };
+
+export type ConsoleAsset = '' | 'app.js' | 'app.css';
 
 type Params = Record<string, string>;
 
 interface RouteSpec {
   path: string;
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'HEAD';
   route: (params: Params) => Route;
   /** Other methods on this path are another route's (see /__manage__/executions). */
   othersFallThrough?: boolean;
+  /** The methods a 405 for this path names (default: `method`). */
+  allow?: string[];
 }
 
 const EXECUTION_ID_SEGMENT = /^[0-9A-Za-z]{1,64}$/;
@@ -51,6 +57,14 @@ const ROUTES: RouteSpec[] = [
   { path: '/__manage__/executions/{executionId}/approve', method: 'POST', route: (p) => ({ kind: 'decide', executionId: executionId(p), decision: 'approved' }) },
   { path: '/__manage__/executions/{executionId}/reject', method: 'POST', route: (p) => ({ kind: 'decide', executionId: executionId(p), decision: 'rejected' }) },
   { path: '/__manage__/{command}', method: 'POST', route: (p) => ({ kind: 'run', command: p.command! }) },
+  // The web console: GET and HEAD only. Its page's path is also the command "console"'s: POST runs it as
+  // before, and other methods fall through to /__manage__/{command}'s 405 Allow: POST (the contract's).
+  { path: '/__manage__/console', method: 'GET', route: () => ({ kind: 'console', asset: '' }), othersFallThrough: true },
+  { path: '/__manage__/console', method: 'HEAD', route: () => ({ kind: 'console', asset: '' }), othersFallThrough: true },
+  ...(['app.js', 'app.css'] as const).flatMap((asset): RouteSpec[] => [
+    { path: `/__manage__/console/${asset}`, method: 'GET', route: () => ({ kind: 'console', asset }), allow: ['GET', 'HEAD'] },
+    { path: `/__manage__/console/${asset}`, method: 'HEAD', route: () => ({ kind: 'console', asset }), othersFallThrough: true },
+  ]),
 ];
 
 /** The methods @middy/http-router dispatches on. */
@@ -63,16 +77,16 @@ interface RoutingEvent {
   pathParameters?: Params;
 }
 
-const table = ROUTES.flatMap(({ path, method, route, othersFallThrough }) => [
+const table = ROUTES.flatMap(({ path, method, route, othersFallThrough, allow = [method] }) => [
   { path, method, handler: (event: RoutingEvent) => route(decodeParams(event.pathParameters)) },
   ...(othersFallThrough
     ? []
-    : ROUTER_METHODS.filter((other) => other !== method).map((other) => ({
+    : ROUTER_METHODS.filter((other) => !allow.includes(other)).map((other) => ({
         path,
         method: other,
         handler: (event: RoutingEvent): never => {
           route(decodeParams(event.pathParameters)); // an impossible execution id is a 404 first
-          throw new MethodNotAllowed([method]);
+          throw new MethodNotAllowed(allow);
         },
       }))),
 ]);
@@ -103,6 +117,12 @@ export function routingPath(path: string): string {
   const base = segments.indexOf('__manage__');
   if (base < 0 || base > 1) return '/';
   return ['/__manage__', ...segments.slice(base + 1).map((segment) => encodeURIComponent(decodeSegment(segment)))].join('/');
+}
+
+/** The segment before `/__manage__` (an API Gateway stage, `/prod`), or `''` (also for one no stage could be named). */
+export function basePath(path: string): string {
+  const segments = path.split('/').filter(Boolean);
+  return segments.indexOf('__manage__') === 1 && /^[\w$.~-]{1,128}$/.test(segments[0]!) ? `/${segments[0]}` : '';
 }
 
 function decodeParams(params: Params | undefined): Params {

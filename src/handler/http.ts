@@ -3,8 +3,13 @@
  * in, JSON responses out. Its middy chain is the contract's order of checks
  * (CONTRACT §2), one middleware per step:
  *
- *   one request shape → header names → route (404/405) → token (401)
+ *   one request shape → header names → route (404/405) → [web console page] → token (401)
  *   → body (413/415/400) → the pipeline's room for the route
+ *
+ * The web console (GET/HEAD on `/__manage__/console` and its two assets) is
+ * public and holds no data: it is answered after routing and before the token
+ * step, by a module loaded with a dynamic import for those paths only, so API
+ * requests never load its code.
  *
  * Nothing reads the body or looks at the command before the token is verified.
  * Errors are thrown as ManageErrors; create.ts turns them into responses.
@@ -19,7 +24,7 @@ import type { TokenActor, TokenVerifier } from '../auth/verifier.js';
 import { InvalidRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType, errorBody, type ManageError } from '../errors.js';
 import type { ExecutionSource } from '../stores/audit/store.js';
 import type { Pipeline } from '../pipeline/index.js';
-import { resolveRoute, type Route } from './http-routes.js';
+import { basePath, resolveRoute, type Route } from './http-routes.js';
 
 export type HttpEvent = APIGatewayProxyEventV2 | APIGatewayProxyEvent;
 
@@ -63,6 +68,7 @@ export function createHttpHandler(deps: { config: ManageConfig; verifier: TokenV
   const chain = middy<HttpRequest, HttpResponse, Error, Context>({ timeoutEarlyInMillis: 0 })
     .use(headerNames())
     .use(routing())
+    .use(consolePage(config))
     .use(bearerToken(verifier))
     .use(jsonBody(config.maxBodyBytes))
     .handler((request, context) => answer(request, context, config, pipeline));
@@ -80,6 +86,19 @@ function routing(): Step {
   return {
     before: (request) => {
       request.event.route = resolveRoute(request.event.method, request.event.path);
+    },
+  };
+}
+
+/** The web console's page and assets, before the token step; its module is imported for these routes only. */
+function consolePage(config: ManageConfig): Step {
+  return {
+    before: async (request) => {
+      const { route, method, path, query } = request.event;
+      if (route?.kind !== 'console') return undefined;
+      const { serveConsole } = await import('../console/serve.js');
+      const consolePath = `${basePath(path)}/__manage__/console${route.asset ? `/${route.asset}` : ''}`;
+      return serveConsole({ method, path: consolePath, query }, config);
     },
   };
 }
@@ -162,7 +181,7 @@ async function answer(request: HttpRequest, context: Context, config: ManageConf
         ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
         ...(respondAsync ? { respondAsync } : {}),
       });
-      return executionResponse(response);
+      return executionResponse(response, consoleUrl(request, config));
     }
     case 'decide': {
       const body = request.body;
@@ -181,7 +200,30 @@ async function answer(request: HttpRequest, context: Context, config: ManageConf
       return json(200, await reading.listExecutions(actor, request.query));
     case 'getExecution':
       return json(200, await reading.getExecution(route.executionId, actor));
+    case 'console':
+      throw new Error('unreachable: the console is answered before the token step');
   }
+}
+
+/**
+ * The console's absolute URL, for the deep link an approver is sent; undefined
+ * when the console is not set up. Its configured redirect URI is the console's
+ * own address when set; otherwise the address this request came to (Host,
+ * X-Forwarded-Proto, and the stage segment of its path, as API Gateway gives them).
+ */
+export function consoleUrl(request: Pick<HttpRequest, 'headers' | 'path'>, config: ManageConfig): string | undefined {
+  if (!config.console) return undefined;
+  if (config.console.redirectUri) {
+    const configured = new URL(config.console.redirectUri);
+    return `${configured.origin}${configured.pathname}`;
+  }
+  const host = request.headers['host'];
+  const path = `${basePath(request.path)}/__manage__/console`;
+  if (!host || !/^[A-Za-z0-9.:[\]-]+$/.test(host)) return path;
+  const forwarded = request.headers['x-forwarded-proto']?.split(',')[0]?.trim().toLowerCase();
+  const loopback = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/i.test(host);
+  const protocol = forwarded === 'http' || forwarded === 'https' ? forwarded : loopback ? 'http' : 'https';
+  return `${protocol}://${host}${path}`;
 }
 
 /** Printable ASCII, as a client would generate (a UUID, a ULID, a job id). */
@@ -303,10 +345,16 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
   return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
 }
 
-/** 200 for an outcome; 202 with the execution's Location while it waits (for a worker or an approver). */
-function executionResponse(result: { status: string; executionId: string }): HttpResponse {
+/**
+ * 200 for an outcome; 202 with the execution's Location while it waits (for a
+ * worker or an approver). A request awaiting approval also carries
+ * `approveUrl`, the console's deep link to send to an approver, when the
+ * console is set up (an extra field).
+ */
+function executionResponse(result: { status: string; executionId: string }, consoleLink?: string): HttpResponse {
   if (result.status === 'accepted' || result.status === 'awaiting_approval') {
-    return json(202, result, { location: `/__manage__/executions/${result.executionId}` });
+    const approveUrl = result.status === 'awaiting_approval' && consoleLink ? `${consoleLink}#/executions/${result.executionId}` : undefined;
+    return json(202, approveUrl ? { ...result, approveUrl } : result, { location: `/__manage__/executions/${result.executionId}` });
   }
   return json(200, result);
 }

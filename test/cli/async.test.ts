@@ -121,6 +121,10 @@ describe('mm --async, --wait, approve, reject, audit verify, retries', { timeout
             return sendJson(res, 202, { executionId: ID(11), command, status: 'accepted' }, { location: `/__manage__/executions/${ID(11)}` });
           case 'awaiting':
             return sendJson(res, 202, { executionId: ID(8), command, status: 'awaiting_approval' });
+          case 'awaiting-linked':
+            return sendJson(res, 202, { executionId: ID(8), command, status: 'awaiting_approval', approveUrl: `https://ops.example.com/__manage__/console#/executions/${ID(8)}` });
+          case 'awaiting-garbled':
+            return sendJson(res, 202, { executionId: ID(8), command, status: 'awaiting_approval', approveUrl: 'https://ops.example.com/\u001b]8;;https://evil.example\u0007x' });
           case 'down':
             return sendJson(res, 503, { message: 'Service Unavailable' });
           case 'bad-gateway':
@@ -244,6 +248,14 @@ describe('mm --async, --wait, approve, reject, audit verify, retries', { timeout
     assert.equal(r.code, 0);
     assert.equal(r.stdout, `${ID(8)}\n`);
     assert.match(r.stderr, /awaits approval.*mm approve 01JASYNC/);
+    assert.doesNotMatch(r.stderr, /web console/, 'no approveUrl, no link');
+    const linked = await mm(['run', 'awaiting-linked']);
+    assert.equal(linked.code, 0);
+    assert.equal(linked.stdout, `${ID(8)}\n`);
+    assert.ok(linked.stderr.includes(`web console's link: https://ops.example.com/__manage__/console#/executions/${ID(8)}`), linked.stderr);
+    const garbled = await mm(['run', 'awaiting-garbled']);
+    assert.equal(garbled.code, 0);
+    assert.doesNotMatch(garbled.stderr, /web console|evil|\u001b\]/, 'a link that is no plain URL is not printed');
     const decisions = () => api.requests.filter((req) => req.method === 'POST' && req.path.endsWith('/approve')).length;
     const before = decisions();
     // Nothing is approved blind: a record the approver cannot read is not approved.

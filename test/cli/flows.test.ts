@@ -24,7 +24,8 @@ describe('mm with workers, approvals and the audit', { timeout: 120_000 }, () =>
   before(async () => {
     buildCli();
     stack = await startStack({
-      env: { MANAGE_APPROVAL: JSON.stringify({ noop: ['leads'] }), MANAGE_AUDITOR_GROUPS: 'auditors' },
+      // The web console is set up: a request awaiting approval comes with its deep link.
+      env: { MANAGE_APPROVAL: JSON.stringify({ noop: ['leads'] }), MANAGE_AUDITOR_GROUPS: 'auditors', MANAGE_CONSOLE_CLIENT_ID: 'mm-console' },
       // Event invocations of the worker run soon after, in process, as Lambda would run them.
       handlerOptions: { launcher: { launch: async (event) => void setImmediate(() => void stack.handler(event, lambdaContext())) } },
     });
@@ -71,6 +72,11 @@ describe('mm with workers, approvals and the audit', { timeout: 120_000 }, () =>
     assert.equal(requested.code, 0, requested.stderr);
     const id = requested.stdout.trim();
     assert.match(requested.stderr, new RegExp(`awaits approval.*mm approve ${id}`));
+    assert.ok(requested.stderr.includes(`web console's link: ${served.url}/__manage__/console#/executions/${id}`), requested.stderr);
+    assert.equal(requested.stdout, `${id}\n`, 'stdout holds the id alone');
+    const json = await mm('alice', ['run', 'noop', '--json']);
+    assert.equal(JSON.parse(json.stdout).approveUrl, `${served.url}/__manage__/console#/executions/${JSON.parse(json.stdout).executionId}`);
+    await mm('bob', ['reject', JSON.parse(json.stdout).executionId]);
     const self = await mm('alice', ['approve', id, '--yes']);
     assert.equal(self.code, 4, self.stderr);
     const approved = await mm('bob', ['approve', id, '--yes']);

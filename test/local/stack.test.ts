@@ -406,6 +406,27 @@ describe('npm start', { timeout: BOOT_TIMEOUT_MS + 120_000 }, () => {
     assert.match(stack.stdout, JWT);
     assert.match(stack.stdout, /curl -sS -X POST http:\/\/localhost:\d+\/__manage__\/echo -H "Authorization: Bearer eyJ/);
     assert.match(stack.stdout, /npm run token --/);
+    assert.match(stack.stdout, new RegExp(`^  Console +http://localhost:${env.PORT}/__manage__/console `, 'm'));
+    assert.equal(claims(stack.token).aud, 'urn:middle-management:local');
+  });
+
+  it('serves the web console, set up to sign in with the dev issuer', async () => {
+    const page = await fetch(`${api}/__manage__/console`);
+    assert.equal(page.status, 200);
+    const html = await page.text();
+    assert.match(html, /data-client-id="mm-console"/);
+    assert.match(html, new RegExp(`data-issuer="http://127\\.0\\.0\\.1:${env.ISSUER_PORT}"`));
+    assert.match(html, /data-resource="urn:middle-management:local"/);
+    // The dev issuer sends the console back to either loopback name.
+    const discovery = await (await fetch(`http://127.0.0.1:${env.ISSUER_PORT}/.well-known/openid-configuration`)).json();
+    for (const host of ['localhost', '127.0.0.1']) {
+      const authorize = new URL(discovery.authorization_endpoint);
+      const query = { client_id: 'mm-console', response_type: 'code', scope: 'openid', redirect_uri: `http://${host}:${env.PORT}/__manage__/console`, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', state: 's' };
+      for (const [name, value] of Object.entries(query)) authorize.searchParams.set(name, value);
+      const answer = await fetch(authorize, { redirect: 'manual' });
+      assert.equal(answer.status, 303, `${host}: ${await answer.text()}`);
+      assert.match(answer.headers.get('location') ?? '', /\/interaction\//, host);
+    }
   });
 
   it('prints curl lines that work as pasted', async (t) => {

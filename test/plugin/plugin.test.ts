@@ -71,7 +71,14 @@ httpTimeLimitMs: 20000
 idempotencyTtlSeconds: 3600
 approvalTtlSeconds: 600
 logRetentionInDays: 90
-console: { clientId: console-app, redirectUri: https://ops.example.com/callback }
+console:
+  clientId: console-app
+  redirectUri: https://ops.example.com/callback
+  issuer: https://login.example.com
+  scopes: [openid, ops-api/run]
+  resource: https://ops-api.example.com
+  tokenUse: id
+  authOrigins: [https://auth.example.com/x]
 environment: { NODE_OPTIONS: --enable-source-maps }
 iamStatements:
   - Effect: Allow
@@ -284,6 +291,11 @@ describe('serverless-middle-management/plugin', { timeout: 300_000 }, () => {
         MANAGE_APPROVAL_TTL_SECONDS: '600',
         MANAGE_CONSOLE_CLIENT_ID: 'console-app',
         MANAGE_CONSOLE_REDIRECT_URI: 'https://ops.example.com/callback',
+        MANAGE_CONSOLE_ISSUER: 'https://login.example.com',
+        MANAGE_CONSOLE_SCOPES: 'openid ops-api/run',
+        MANAGE_CONSOLE_RESOURCE: 'https://ops-api.example.com',
+        MANAGE_CONSOLE_TOKEN_USE: 'id',
+        MANAGE_CONSOLE_AUTH_ORIGINS: 'https://auth.example.com/x',
       });
     });
 
@@ -483,6 +495,12 @@ describe('serverless-middle-management/plugin', { timeout: 300_000 }, () => {
       ['iamStatements[0]', { handler: 'a.b', iamStatements: [{ Effect: 'Allow' }] }, /\.iamStatements\[0\]: needs/],
       ['throttling.rateLimit', { handler: 'a.b', throttling: { rateLimit: 0 } }, /\.throttling\.rateLimit: /],
       ['console.redirectUri', { handler: 'a.b', console: { redirectUri: 'nope' } }, /\.console\.redirectUri: /],
+      ['console.clientId', { handler: 'a.b', console: { redirectUri: 'https://ops.example.com/console' } }, /\.console\.clientId: is required with console\.redirectUri/],
+      ['console.issuer', { handler: 'a.b', console: { clientId: 'c', issuer: 'login.example.com' } }, /\.console\.issuer: "login\.example\.com" is not a URL/],
+      ['console.tokenUse', { handler: 'a.b', console: { clientId: 'c', tokenUse: 'refresh' } }, /\.console\.tokenUse: must be "access" or "id"/],
+      ['console.resource', { handler: 'a.b', console: { clientId: 'c', resource: 'ops api' } }, /\.console\.resource: "ops api" is not an absolute URI/],
+      ['console.authOrigins[1]', { handler: 'a.b', console: { clientId: 'c', authOrigins: ['https://a.example.com', 'nope'] } }, /\.console\.authOrigins\[1\]: /],
+      ['console.colour', { handler: 'a.b', console: { clientId: 'c', colour: 'blue' } }, /\.console\.colour: is not a key of console/],
       ['kmsKeyArn', { handler: 'a.b', kmsKeyArn: 42 }, /\.kmsKeyArn: /],
     ];
     for (const [key, block, message] of cases) {
@@ -501,6 +519,14 @@ describe('serverless-middle-management/plugin', { timeout: 300_000 }, () => {
       assert.deepEqual(settings.jwt, []);
       assert.equal(settings.cognito, undefined);
       assert.equal(settings.auditHmacKey, undefined);
+      const noConsole = parseSettings({ handler: 'a.b', console: { clientId: '', redirectUri: '', issuer: '', scopes: '', resource: '', tokenUse: '', authOrigins: '' } });
+      assert.equal(noConsole.console, undefined);
+    });
+
+    it('console scopes may be a list or a space- or comma-separated string', () => {
+      for (const scopes of [['openid', 'profile'], 'openid profile', 'openid,profile']) {
+        assert.equal(parseSettings({ handler: 'a.b', console: { clientId: 'c', scopes } }).console?.scopes, 'openid profile');
+      }
     });
   });
 });

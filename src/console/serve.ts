@@ -1,0 +1,133 @@
+/**
+ * The web console (issue 14), served by the `manage` function itself:
+ * `GET <base>/__manage__/console` (the page) and `…/console/app.js`, `…/console/app.css`.
+ *
+ * Loaded by a dynamic import from the HTTP transport for these paths only, so API
+ * requests never load (or parse) the page's code. The page is public: it holds no
+ * data and no secret; everything it shows comes from the bearer API.
+ */
+import type { ConsoleConfig, ManageConfig } from '../config.js';
+import { script, scriptVersion, style, styleVersion } from './assets.js';
+
+export interface ConsoleRequest {
+  method: string;
+  path: string;
+  query?: Record<string, string>;
+}
+
+export interface ConsoleResponse {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** `<stage?>/__manage__/console` and anything under it. */
+export const CONSOLE_PATH = /^(?:\/[^/]+)?\/__manage__\/console(?:\/.*)?$/;
+
+export function serveConsole(request: ConsoleRequest, config: Pick<ManageConfig, 'console'>): ConsoleResponse {
+  const match = /^(.*\/__manage__\/console)(?:\/(.*))?$/.exec(request.path);
+  const base = match?.[1] ?? '/__manage__/console';
+  const asset = match?.[2] ?? '';
+  const head = request.method === 'HEAD';
+  const version = request.query?.v;
+  if (asset === '' ) return respond(200, pageHeaders(config.console), head ? '' : page(base, config.console));
+  if (asset === 'app.js') return respond(200, assetHeaders('text/javascript; charset=utf-8', version === scriptVersion), head ? '' : script);
+  if (asset === 'app.css') return respond(200, assetHeaders('text/css; charset=utf-8', version === styleVersion), head ? '' : style);
+  return respond(404, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' }, JSON.stringify({ error: { code: 'NotFound', message: 'No such route.' } }));
+}
+
+function respond(statusCode: number, headers: Record<string, string>, body: string): ConsoleResponse {
+  return { statusCode, headers, body };
+}
+
+/** The only origins the page may talk to: itself (the API) and the issuer (discovery, token endpoint). */
+export function contentSecurityPolicy(settings: ConsoleConfig | undefined): string {
+  const auth = settings ? [...new Set([new URL(settings.issuer).origin, ...settings.authOrigins])] : [];
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    `connect-src 'self' ${auth.join(' ')}`.trim(),
+    `form-action 'self' ${auth.join(' ')}`.trim(),
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+    "require-trusted-types-for 'script'",
+    "trusted-types 'none'",
+  ].join('; ');
+}
+
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  // The sign-in answer's code is in the address bar for a moment: never send it on.
+  'referrer-policy': 'no-referrer',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+  'permissions-policy': 'camera=(), microphone=(), geolocation=(), payment=(), usb=()',
+};
+
+function pageHeaders(settings: ConsoleConfig | undefined): Record<string, string> {
+  return {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-security-policy': contentSecurityPolicy(settings),
+    ...SECURITY_HEADERS,
+  };
+}
+
+function assetHeaders(type: string, versioned: boolean): Record<string, string> {
+  return {
+    'content-type': type,
+    // A versioned URL never changes content; an unversioned one is revalidated.
+    'cache-control': versioned ? 'public, max-age=31536000, immutable' : 'no-cache',
+    ...SECURITY_HEADERS,
+  };
+}
+
+function attribute(value: string): string {
+  return value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** The settings travel as data attributes: no inline script, nothing the CSP must allow. */
+function page(base: string, settings: ConsoleConfig | undefined): string {
+  const data = settings
+    ? Object.entries({
+        issuer: settings.issuer,
+        'client-id': settings.clientId,
+        'redirect-uri': settings.redirectUri ?? '',
+        scopes: settings.scopes,
+        resource: settings.resource ?? '',
+        'token-use': settings.tokenUse,
+      })
+        .filter(([, value]) => value !== '')
+        .map(([name, value]) => ` data-${name}="${attribute(value)}"`)
+        .join('')
+    : '';
+  const href = attribute(base);
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>middle-management console</title>
+<link rel="stylesheet" href="${href}/app.css?v=${styleVersion}">
+<script type="module" src="${href}/app.js?v=${scriptVersion}"></script>
+</head>
+<body${data}>
+<header>
+<a class="brand" href="#/commands">middle-management</a>
+<nav aria-label="Main"><ul>
+<li><a href="#/commands">Commands</a></li>
+<li><a href="#/executions">Executions</a></li>
+<li><a href="#/approvals">Approvals</a></li>
+<li><a href="#/audit">Audit</a></li>
+</ul></nav>
+<div id="user"></div>
+</header>
+<main id="main"><h1>Loading…</h1><noscript><p>The console needs JavaScript. The <code>mm</code> CLI does everything it does.</p></noscript></main>
+</body>
+</html>
+`;
+}
