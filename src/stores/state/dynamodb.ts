@@ -1,6 +1,6 @@
 /** The state store on DynamoDB: conditional writes turned into results, values kept as JSON. */
 import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { createDynamoClient, type DynamoClientOptions } from '../audit/dynamodb.js';
+import { createDynamoClient, type DynamoClientOptions } from '../dynamo-client.js';
 import { stateKeys } from '../audit/table.js';
 import type { CreateResult, StateItem, StateStore } from './store.js';
 import { asStoreError } from '../limits.js';
