@@ -9,6 +9,7 @@
  * → this repository, made here if nothing is installed there (`npm run
  * example:install` installs the packed tarball instead, as CI does).
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, symlinkSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -16,9 +17,17 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const exampleDir = join(root, 'example');
 
-/** Links the package into the example's node_modules unless something is there already. */
+/**
+ * Links the package into the example's node_modules unless something is there already.
+ * A packed tarball installed there (`npm run example:install`) is refreshed first when the
+ * sources changed since, so that `npm start` never serves a stale plugin or library.
+ */
 export function linkPackageIntoExample(): void {
   const target = join(exampleDir, 'node_modules', 'serverless-middle-management');
+  if (existsSync(join(exampleDir, 'node_modules', '.middle-management.json'))) {
+    execFileSync(process.execPath, [join(root, 'scripts', 'example.mjs'), 'install', '--quiet'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+    return;
+  }
   let present = false;
   try {
     lstatSync(target);
