@@ -3,6 +3,7 @@
  * issuers, and a back-off after a failed fetch so that a broken issuer is not
  * fetched again by every request.
  */
+import { request } from 'node:http';
 import { SimpleFetcher, type Fetcher } from 'aws-jwt-verify/https';
 import { isLoopbackHost } from '../config.js';
 
@@ -28,11 +29,7 @@ export class LoopbackAwareFetcher implements Fetcher {
 
   async fetch(uri: string, requestOptions?: Record<string, unknown>, data?: ArrayBuffer): Promise<ArrayBuffer> {
     const url = new URL(uri);
-    if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) {
-      const response = await fetch(url, { signal: AbortSignal.timeout(1500), redirect: 'error' });
-      if (!response.ok) throw new Error(`${uri} answered HTTP ${response.status}`);
-      return response.arrayBuffer();
-    }
+    if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return loopbackGet(url, uri);
     return this.https.fetch(uri, requestOptions, data);
   }
 }
@@ -87,4 +84,33 @@ export function describeFailure(error: unknown): string {
   const ours = error instanceof FetchFailedError || error instanceof BackingOffError || error instanceof DiscoveryError;
   const message = error instanceof Error ? `${error.name === 'Error' || ours ? '' : `${error.constructor.name}: `}${error.message}` : String(error);
   return message.length > 300 ? `${message.slice(0, 300)}…` : message;
+}
+
+/**
+ * GET over plain http on a loopback host, with node:http rather than `fetch()`: the
+ * first `fetch()` of a process costs ~200 ms of set-up, which the cold-start issuer
+ * check would otherwise pay at every cold start. Redirects are not followed (a 3xx is
+ * an error, as any status but 2xx).
+ */
+function loopbackGet(url: URL, uri: string, timeoutMs = 1500): Promise<ArrayBuffer> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'GET', timeout: timeoutMs }, (response) => {
+      const status = response.statusCode ?? 0;
+      if (status < 200 || status > 299) {
+        response.resume();
+        reject(new Error(`${uri} answered HTTP ${status}`));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', reject);
+      response.on('end', () => {
+        const body = Buffer.concat(chunks);
+        resolve(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer);
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${uri} did not answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
 }
