@@ -10,7 +10,7 @@ import type { CommandLoader } from '../command.js';
 import type { ManageConfig } from '../config.js';
 import { toManageError } from '../errors.js';
 import { createTokenVerifier, type TokenVerifier } from '../auth/verifier.js';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDocumentClient } from '../stores/dynamo-client.js';
 import { DynamoAuditStore } from '../stores/audit/dynamodb.js';
 import { createDynamoClient } from '../stores/dynamo-client.js';
 import type { AuditStore } from '../stores/audit/store.js';
@@ -48,8 +48,8 @@ export function createManageHandler(config: ManageConfig, options: ManageHandler
     ...(options.now ? { now: options.now } : {}),
   };
   // One DynamoDB client for both tables: one set of credentials, one connection pool,
-  // and the SDK's first-call set-up paid once per instance, not once per store.
-  let client: DynamoDBDocumentClient | undefined;
+  // and its signer set up once per instance, not once per store.
+  let client: DynamoDocumentClient | undefined;
   const shared = () => (client ??= createDynamoClient(dynamo));
   const audit =
     options.audit ??

@@ -3,7 +3,18 @@
  * the Step Functions task token it reports to. Both behind interfaces so that
  * tests (and the local stack) can route them elsewhere.
  */
-import { awsCall, awsCallDefaults } from './aws.js';
+import { AwsCallError, regionalEndpoint, signedPost, type SignedPost } from '../aws/signed-request.js';
+
+/** Each call's whole time, connection included: a report or a launch that hangs must not hold the run's answer. */
+export const awsCallDefaults = { timeoutMs: 3000 } as const;
+
+/** One signed call to Lambda or Step Functions; anything but a 2xx is an error, with AWS's words. */
+async function awsCall(options: SignedPost): Promise<void> {
+  const answer = await signedPost(options);
+  if (answer.status >= 300) {
+    throw new AwsCallError(`${options.service} answered ${answer.status}: ${answer.body.toString('utf8').slice(0, 300)}`, answer.status);
+  }
+}
 
 /** The event the function sends itself to run an accepted execution. */
 export interface WorkerEvent {
@@ -33,7 +44,7 @@ export class LambdaWorkerLauncher implements WorkerLauncher {
     await awsCall({
       service: 'lambda',
       region: this.options.region,
-      endpoint: this.options.endpoint ?? `https://lambda.${this.options.region}.amazonaws.com`,
+      endpoint: this.options.endpoint ?? regionalEndpoint('lambda', this.options.region),
       path: `/2015-03-31/functions/${encodeURIComponent(this.options.functionName)}/invocations`,
       headers: { 'content-type': 'application/json', 'x-amz-invocation-type': 'Event' },
       body: JSON.stringify(event),
@@ -64,7 +75,7 @@ export class StepFunctionsTaskReporter implements TaskReporter {
     await awsCall({
       service: 'states',
       region: this.options.region,
-      endpoint: this.options.endpoint ?? `https://states.${this.options.region}.amazonaws.com`,
+      endpoint: this.options.endpoint ?? regionalEndpoint('states', this.options.region),
       path: '/',
       headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': `AWSStepFunctions.${action}` },
       body: JSON.stringify(body),

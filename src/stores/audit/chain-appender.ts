@@ -8,8 +8,7 @@
  * Other instances can still take a number first: then the append reads the new
  * head and tries the next, with back-off, within a budget.
  */
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDocumentClient } from '../dynamo-client.js';
 import { GENESIS_HASH, chainHash, chainOf } from './chain.js';
 import { chainItem, chainPartition, positionItem, seqKey } from './dynamodb-items.js';
 import { fitRecord } from '../../redact.js';
@@ -31,7 +30,7 @@ export const chainAppendDefaults = {
 } as const;
 
 export interface ChainAppenderOptions {
-  client: DynamoDBDocumentClient;
+  client: DynamoDocumentClient;
   /** The audit table. */
   table: string;
   /** Keys the chain hashes (HMAC); without it they are plain SHA-256. */
@@ -98,19 +97,17 @@ export class ChainAppender {
       }
       const hash = chainHash({ chain, seq, kind: entry.kind, executionId, recordJson, prevHash: head.hash }, hashKey);
       try {
-        await client.send(
-          new PutCommand({
-            TableName: table,
-            Item: chainItem({ chain, seq, kind: entry.kind, executionId, recordJson, prevHash: head.hash, hash }, entry),
-            ConditionExpression: 'attribute_not_exists(pk)',
-          }),
-        );
+        await client.put({
+          TableName: table,
+          Item: chainItem({ chain, seq, kind: entry.kind, executionId, recordJson, prevHash: head.hash, hash }, entry),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        });
         this.heads.set(chain, { seq, hash });
         return;
       } catch (error) {
         if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
-        // The SDK retries a put whose answer was lost: the item there may be our own.
-        const { Item } = await client.send(new GetCommand({ TableName: table, Key: { pk: chainPartition(chain), sk: seqKey(seq) }, ConsistentRead: true }));
+        // The client retries a put whose answer was lost: the item there may be our own.
+        const { Item } = await client.get({ TableName: table, Key: { pk: chainPartition(chain), sk: seqKey(seq) }, ConsistentRead: true });
         if (Item?.hash === hash && Item.record === recordJson) {
           this.heads.set(chain, { seq, hash });
           return;
@@ -126,23 +123,21 @@ export class ChainAppender {
   }
 
   private async readHead(chain: string): Promise<{ seq: number; hash: string }> {
-    const { Items = [] } = await this.options.client.send(
-      new QueryCommand({
-        TableName: this.options.table,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': chainPartition(chain) },
-        ScanIndexForward: false,
-        Limit: 1,
-        ConsistentRead: true,
-      }),
-    );
+    const { Items = [] } = await this.options.client.query({
+      TableName: this.options.table,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': chainPartition(chain) },
+      ScanIndexForward: false,
+      Limit: 1,
+      ConsistentRead: true,
+    });
     const last = Items[0];
     return last ? { seq: Number(last.seq), hash: String(last.hash) } : { seq: 0, hash: GENESIS_HASH };
   }
 
   private async writePosition(executionId: string, chain: string, fromSeq: number): Promise<void> {
     const expiresAt = this.options.now() + (this.options.positionTtlMs ?? chainAppendDefaults.positionTtlMs);
-    await this.options.client.send(new PutCommand({ TableName: this.options.positionTable!, Item: positionItem(executionId, chain, fromSeq, expiresAt) }));
+    await this.options.client.put({ TableName: this.options.positionTable!, Item: positionItem(executionId, chain, fromSeq, expiresAt) });
   }
 }
 

@@ -3,8 +3,7 @@
  * each chain from its start, and the indexes, for items that are not where a
  * record belongs. Requests' own reads are in dynamodb.ts.
  */
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDocumentClient } from '../dynamo-client.js';
 import { auditKeys } from './table.js';
 import { chainsOf } from './chain.js';
 import { ALL, chainPartition, listedOf, recordTime, toChainedEntry } from './dynamodb-items.js';
@@ -15,20 +14,18 @@ import type { ChainedEntry, StrayItem } from './store.js';
  * One chain's items in order, with strongly consistent reads, as verify walks
  * them; `since` (an ISO time) skips the records before it.
  */
-export async function* walkChain(client: DynamoDBDocumentClient, table: string, chain: string, options: { since?: string } = {}): AsyncIterable<ChainedEntry> {
+export async function* walkChain(client: DynamoDocumentClient, table: string, chain: string, options: { since?: string } = {}): AsyncIterable<ChainedEntry> {
   let startKey: Record<string, unknown> | undefined;
   const since = options.since ? Date.parse(options.since) : undefined;
   let started = since === undefined;
   do {
-    const response = await client.send(
-      new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': chainPartition(chain) },
-        ConsistentRead: true,
-        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-      }),
-    );
+    const response = await client.query({
+      TableName: table,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': chainPartition(chain) },
+      ConsistentRead: true,
+      ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+    });
     for (const item of response.Items ?? []) {
       // `since` picks where the walk starts; from there on every record is checked.
       if (!started && recordTime(item.record) >= since!) started = true;
@@ -46,7 +43,7 @@ export async function* walkChain(client: DynamoDBDocumentClient, table: string, 
  * none of these attributes is found by no enumeration without a scan; reads
  * ignore it all the same (they accept only chained, verified records).
  */
-export async function findStrayItems(client: DynamoDBDocumentClient, table: string, commands: readonly string[], options: { everything?: boolean } = {}): Promise<StrayItem[]> {
+export async function findStrayItems(client: DynamoDocumentClient, table: string, commands: readonly string[], options: { everything?: boolean } = {}): Promise<StrayItem[]> {
   try {
     const walked = new Set(commands.flatMap(chainsOf).map(chainPartition));
     const strays = new Map<string, StrayItem>();
@@ -55,17 +52,15 @@ export async function findStrayItems(client: DynamoDBDocumentClient, table: stri
     for (const [index, partition, value] of sources) {
       let startKey: Record<string, unknown> | undefined;
       do {
-        const response = await client.send(
-          new QueryCommand({
-            TableName: table,
-            IndexName: index,
-            KeyConditionExpression: '#p = :p',
-            ExpressionAttributeNames: { '#p': partition, '#k': 'kind' },
-            ExpressionAttributeValues: { ':p': value },
-            ProjectionExpression: 'pk, sk, executionId, #k',
-            ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-          }),
-        );
+        const response = await client.query({
+          TableName: table,
+          IndexName: index,
+          KeyConditionExpression: '#p = :p',
+          ExpressionAttributeNames: { '#p': partition, '#k': 'kind' },
+          ExpressionAttributeValues: { ':p': value },
+          ProjectionExpression: 'pk, sk, executionId, #k',
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        });
         for (const item of response.Items ?? []) {
           const pk = String(item.pk);
           if (walked.has(pk) && item.kind === 'attempt') continue;

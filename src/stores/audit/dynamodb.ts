@@ -8,8 +8,7 @@
  * (chain-appender.ts: heads and the per-chain queue), verify's walks
  * (dynamodb-walks.ts), the client (../dynamo-client.ts).
  */
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDocumentClient } from '../dynamo-client.js';
 import { auditKeys, stateKeys } from './table.js';
 import { chainHash, chainOf } from './chain.js';
 import { ChainAppender, chainAppendDefaults } from './chain-appender.js';
@@ -70,7 +69,7 @@ export class DynamoAuditStore implements AuditStore {
 
   constructor(
     private readonly options: DynamoAuditStoreOptions,
-    private readonly client: DynamoDBDocumentClient = createDynamoClient(options),
+    private readonly client: DynamoDocumentClient = createDynamoClient(options),
   ) {
     this.table = options.tableName;
     this.now = options.now ?? Date.now;
@@ -133,22 +132,20 @@ export class DynamoAuditStore implements AuditStore {
   async readExecution(executionId: string): Promise<ChainedExecution | undefined> {
     const table = this.options.positionTable;
     if (!table) return undefined;
-    const { Item } = await this.client.send(new GetCommand({ TableName: table, Key: { [stateKeys.partition]: positionKey(executionId) }, ConsistentRead: true }));
+    const { Item } = await this.client.get({ TableName: table, Key: { [stateKeys.partition]: positionKey(executionId) }, ConsistentRead: true });
     if (!Item) return undefined;
     const { chain, fromSeq } = positionOf(Item);
     const entries: ChainedExecution['entries'] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
-      const response = await this.client.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk AND sk >= :from',
-          FilterExpression: 'executionId = :id',
-          ExpressionAttributeValues: { ':pk': chainPartition(chain), ':from': seqKey(fromSeq), ':id': executionId },
-          ConsistentRead: true,
-          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-        }),
-      );
+      const response = await this.client.query({
+        TableName: this.table,
+        KeyConditionExpression: 'pk = :pk AND sk >= :from',
+        FilterExpression: 'executionId = :id',
+        ExpressionAttributeValues: { ':pk': chainPartition(chain), ':from': seqKey(fromSeq), ':id': executionId },
+        ConsistentRead: true,
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+      });
       for (const item of response.Items ?? []) {
         const entry = toChainedEntry(item);
         const verified = chainHash({ chain, seq: entry.seq, kind: entry.kind, executionId, recordJson: entry.recordJson, prevHash: entry.prevHash }, this.options.hashKey) === entry.hash;
@@ -179,23 +176,21 @@ export class DynamoAuditStore implements AuditStore {
     // An actor's list filtered by command cannot use a key condition for both; filter, and page on.
     const filterCommand = query.actorKey && query.command ? query.command : undefined;
 
-    let startKey = decodeCursor(query.cursor, partition, value);
+    let startKey: Record<string, unknown> | undefined = decodeCursor(query.cursor, partition, value);
     const executionIds: { executionId: string; pk: string; kind: string }[] = [];
     for (let page = 0; page < 10 && executionIds.length < query.limit; page++) {
-      const response = await this.client.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: index,
-          KeyConditionExpression: '#p = :p',
-          ExpressionAttributeNames: { '#p': partition, '#k': 'kind', ...(filterCommand ? { '#c': byCommand.partition } : {}) },
-          ExpressionAttributeValues: { ':p': value, ...(filterCommand ? { ':c': filterCommand } : {}) },
-          ...(filterCommand ? { FilterExpression: '#c = :c' } : {}),
-          ProjectionExpression: 'executionId, pk, sk, listSk, #p, #k',
-          ScanIndexForward: false,
-          Limit: query.limit - executionIds.length,
-          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-        }),
-      );
+      const response = await this.client.query({
+        TableName: this.table,
+        IndexName: index,
+        KeyConditionExpression: '#p = :p',
+        ExpressionAttributeNames: { '#p': partition, '#k': 'kind', ...(filterCommand ? { '#c': byCommand.partition } : {}) },
+        ExpressionAttributeValues: { ':p': value, ...(filterCommand ? { ':c': filterCommand } : {}) },
+        ...(filterCommand ? { FilterExpression: '#c = :c' } : {}),
+        ProjectionExpression: 'executionId, pk, sk, listSk, #p, #k',
+        ScanIndexForward: false,
+        Limit: query.limit - executionIds.length,
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+      });
       executionIds.push(...(response.Items ?? []).map((item) => ({ executionId: String(item.executionId), pk: String(item.pk), kind: String(item.kind) })));
       startKey = response.LastEvaluatedKey;
       if (!startKey) break;
@@ -239,14 +234,12 @@ export class DynamoAuditStore implements AuditStore {
 
   /** Every item the `byExecution` index holds for the id: chained or not, to be checked by the caller. */
   private async itemsOf(executionId: string): Promise<Record<string, unknown>[]> {
-    const { Items = [] } = await this.client.send(
-      new QueryCommand({
-        TableName: this.table,
-        IndexName: auditKeys.byExecution.index,
-        KeyConditionExpression: 'executionId = :id',
-        ExpressionAttributeValues: { ':id': executionId },
-      }),
-    );
+    const { Items = [] } = await this.client.query({
+      TableName: this.table,
+      IndexName: auditKeys.byExecution.index,
+      KeyConditionExpression: 'executionId = :id',
+      ExpressionAttributeValues: { ':id': executionId },
+    });
     return Items;
   }
 }

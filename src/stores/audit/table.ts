@@ -12,7 +12,20 @@
  * commands and pending approvals, so that the audit table never needs an
  * update or a delete.
  */
-import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+
+interface KeyElement {
+  AttributeName: string;
+  KeyType: 'HASH' | 'RANGE';
+}
+
+/** A table's CreateTable request, in DynamoDB's own shape (the local stack and the tests send it as is). */
+export interface TableDefinition {
+  TableName: string;
+  BillingMode: 'PAY_PER_REQUEST';
+  AttributeDefinitions: { AttributeName: string; AttributeType: 'S' }[];
+  KeySchema: KeyElement[];
+  GlobalSecondaryIndexes?: { IndexName: string; KeySchema: KeyElement[]; Projection: { ProjectionType: 'ALL' } }[];
+}
 
 export const auditKeys = {
   partition: 'pk',
@@ -32,7 +45,7 @@ export const stateKeys = {
   ttl: 'ttl',
 } as const;
 
-export function auditTableDefinition(tableName: string): CreateTableCommandInput {
+export function auditTableDefinition(tableName: string): TableDefinition {
   const { partition, sort, indexSort, byExecution, byActor, byCommand, all } = auditKeys;
   const index = (name: string, hash: string, range: string) => ({
     IndexName: name,
@@ -46,7 +59,7 @@ export function auditTableDefinition(tableName: string): CreateTableCommandInput
     TableName: tableName,
     BillingMode: 'PAY_PER_REQUEST',
     AttributeDefinitions: [partition, sort, indexSort, byExecution.partition, byActor.partition, byCommand.partition, all.partition].map(
-      (name) => ({ AttributeName: name, AttributeType: 'S' as const }),
+      (name) => ({ AttributeName: name, AttributeType: 'S' }),
     ),
     KeySchema: [
       { AttributeName: partition, KeyType: 'HASH' },
@@ -61,7 +74,7 @@ export function auditTableDefinition(tableName: string): CreateTableCommandInput
   };
 }
 
-export function stateTableDefinition(tableName: string): CreateTableCommandInput {
+export function stateTableDefinition(tableName: string): TableDefinition {
   return {
     TableName: tableName,
     BillingMode: 'PAY_PER_REQUEST',

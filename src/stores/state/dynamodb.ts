@@ -1,6 +1,5 @@
 /** The state store on DynamoDB: conditional writes turned into results, values kept as JSON. */
-import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { createDynamoClient, type DynamoClientOptions } from '../dynamo-client.js';
+import { createDynamoClient, type DynamoClientOptions, type DynamoDocumentClient } from '../dynamo-client.js';
 import { stateKeys } from '../audit/table.js';
 import type { CreateResult, StateItem, StateStore } from './store.js';
 import { asStoreError } from '../limits.js';
@@ -19,7 +18,7 @@ export class DynamoStateStore implements StateStore {
   private readonly table: string;
   private readonly now: () => number;
 
-  constructor(options: DynamoStateStoreOptions, private readonly client: DynamoDBDocumentClient = createDynamoClient(options)) {
+  constructor(options: DynamoStateStoreOptions, private readonly client: DynamoDocumentClient = createDynamoClient(options)) {
     this.table = options.tableName;
     this.now = options.now ?? Date.now;
   }
@@ -34,14 +33,12 @@ export class DynamoStateStore implements StateStore {
 
   private async createNow<T>(item: StateItem<T>): Promise<CreateResult<T>> {
     try {
-      await this.client.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: toItem(item),
-          ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now',
-          ExpressionAttributeValues: { ':now': this.now() },
-        }),
-      );
+      await this.client.put({
+        TableName: this.table,
+        Item: toItem(item),
+        ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now',
+        ExpressionAttributeValues: { ':now': this.now() },
+      });
       return { created: true };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
@@ -60,7 +57,7 @@ export class DynamoStateStore implements StateStore {
   }
 
   private async getNow<T>(pk: string): Promise<StateItem<T> | undefined> {
-    const { Item } = await this.client.send(new GetCommand({ TableName: this.table, Key: { pk }, ConsistentRead: true }));
+    const { Item } = await this.client.get({ TableName: this.table, Key: { pk }, ConsistentRead: true });
     if (!Item || Number(Item.expiresAt) < this.now()) return undefined;
     return fromItem<T>(Item);
   }
@@ -75,15 +72,13 @@ export class DynamoStateStore implements StateStore {
 
   private async replaceNow<T>(item: StateItem<T>): Promise<boolean> {
     try {
-      await this.client.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: toItem(item),
-          ConditionExpression: '#owner = :owner',
-          ExpressionAttributeNames: { '#owner': 'owner' },
-          ExpressionAttributeValues: { ':owner': item.owner },
-        }),
-      );
+      await this.client.put({
+        TableName: this.table,
+        Item: toItem(item),
+        ConditionExpression: '#owner = :owner',
+        ExpressionAttributeNames: { '#owner': 'owner' },
+        ExpressionAttributeValues: { ':owner': item.owner },
+      });
       return true;
     } catch (error) {
       if (isConditionFailure(error)) return false;
@@ -101,16 +96,14 @@ export class DynamoStateStore implements StateStore {
 
   private async deleteNow<T>(pk: string, owner: string, options: { liveOnly?: boolean }): Promise<StateItem<T> | undefined> {
     try {
-      const { Attributes } = await this.client.send(
-        new DeleteCommand({
-          TableName: this.table,
-          Key: { pk },
-          ConditionExpression: options.liveOnly ? '#owner = :owner AND expiresAt >= :now' : '#owner = :owner',
-          ExpressionAttributeNames: { '#owner': 'owner' },
-          ExpressionAttributeValues: { ':owner': owner, ...(options.liveOnly ? { ':now': this.now() } : {}) },
-          ReturnValues: 'ALL_OLD',
-        }),
-      );
+      const { Attributes } = await this.client.delete({
+        TableName: this.table,
+        Key: { pk },
+        ConditionExpression: options.liveOnly ? '#owner = :owner AND expiresAt >= :now' : '#owner = :owner',
+        ExpressionAttributeNames: { '#owner': 'owner' },
+        ExpressionAttributeValues: { ':owner': owner, ...(options.liveOnly ? { ':now': this.now() } : {}) },
+        ReturnValues: 'ALL_OLD',
+      });
       return Attributes ? fromItem<T>(Attributes) : undefined;
     } catch (error) {
       if (isConditionFailure(error)) return undefined;
