@@ -8,8 +8,11 @@
  *     with this tree's in the same run, and middy's HTTP packages are loaded one by one)
  *
  * 1. cold init: a fresh `node` loads the bundled handler and exits, against
- *    `node -e ""` (the floor) and a baseline bundle of only @middy/core,
- *    aws-jwt-verify and the DynamoDB client (bench/entries/baseline.ts);
+ *    `node -e ""` (the floor), a baseline bundle of only @middy/core,
+ *    aws-jwt-verify and the SDK's DynamoDB client (bench/entries/baseline.ts),
+ *    and the lean baseline of the libraries manage itself uses (@middy/core,
+ *    aws-jwt-verify, @smithy/signature-v4, @aws-sdk/util-dynamodb:
+ *    bench/entries/baseline-signed.ts) — issue 10's "libraries' floor";
  * 2. first invocation after load (JWKS fetch from a loopback issuer, the SDK's
  *    first calls to a local dynalite, the first command import), against the
  *    baseline verifying a token and writing one item;
@@ -62,7 +65,7 @@ const CONCURRENCY = Number(flags.concurrency);
 /** Synthetic commands added to `manage` to see what each command costs a cold start. */
 const SYNTHETIC_COMMANDS = 50;
 
-const TARGETS = { coldRatio: 1.15, firstRatio: 1.2, warmOverheadMs: 1, bundleBytes: 700 * 1000 };
+const TARGETS = { coldRatio: 1.15, leanColdRatio: 1.1, firstRatio: 1.2, warmOverheadMs: 1, bundleBytes: 700 * 1000, adoptionBundleBytes: 489 * 1000 };
 
 const log = (text: string) => process.stderr.write(`[bench] ${text}\n`);
 
@@ -257,6 +260,7 @@ async function buildAll(outdir: string): Promise<Record<string, Bundle>> {
   const bundles = await Promise.all([
     make('manage', 'handlers/manage.ts'),
     make('baseline', join(root, 'bench/entries/baseline.ts')),
+    make('baseline-lean', join(root, 'bench/entries/baseline-signed.ts')),
     make('warm', join(root, 'bench/entries/warm.ts')),
     make('synthetic-lazy', 'synthetic:entry', [syntheticPlugin(SYNTHETIC_COMMANDS, false)]),
     make('synthetic-eager', 'synthetic:entry', [syntheticPlugin(SYNTHETIC_COMMANDS, true)]),
@@ -487,6 +491,7 @@ async function main(): Promise<void> {
       { key: 'floor', label: 'node -e "" (floor)', args: ['-e', ''], env: lambdaEnv },
       { key: 'esm', label: 'empty ESM probe', args: [cold], env: { ...lambdaEnv, BENCH_FD3: '1' } },
       { key: 'baseline', label: 'baseline bundle', args: [cold, bundles.baseline!.file], env: { ...lambdaEnv, BENCH_FD3: '1' } },
+      { key: 'lean', label: 'lean baseline (manage\'s libraries)', args: [cold, bundles['baseline-lean']!.file], env: { ...lambdaEnv, BENCH_FD3: '1' } },
       { key: 'manage', label: 'manage bundle', args: [cold, bundles.manage!.file], env: { ...lambdaEnv, BENCH_FD3: '1' } },
       { key: 'lazy', label: `manage + ${SYNTHETIC_COMMANDS} commands, lazy`, args: [cold, bundles['synthetic-lazy']!.file], env: { ...syntheticEnv, BENCH_FD3: '1' } },
       { key: 'eager', label: `manage + ${SYNTHETIC_COMMANDS} commands, eager`, args: [cold, bundles['synthetic-eager']!.file], env: { ...syntheticEnv, BENCH_FD3: '1' } },
@@ -523,13 +528,14 @@ async function main(): Promise<void> {
     const floor = med('floor');
     const coldRatio = med('manage') / med('baseline');
     const coldAboveFloorRatio = (med('manage') - floor) / (med('baseline') - floor);
+    const leanColdRatio = med('manage') / med('lean');
 
     // ---- 2. first invocation
     log(`first invocation: ${FIRST_RUNS} fresh processes per variant`);
     const first: Record<string, { importMs: number[]; firstMs: number[]; firstCpuMs: number[]; secondMs: number[] }> = {};
     for (let run = -1; run < FIRST_RUNS; run++) {
-      for (const key of ['baseline', 'baseline-audit', 'manage'] as const) {
-        const bundle = key === 'manage' ? bundles.manage! : bundles.baseline!;
+      for (const key of ['baseline', 'baseline-audit', 'lean', 'manage'] as const) {
+        const bundle = key === 'manage' ? bundles.manage! : key === 'lean' ? bundles['baseline-lean']! : bundles.baseline!;
         const { report } = await runNode([join(probes, 'first.mjs'), bundle.file], {
           ...lambdaEnv,
           BENCH_TOKEN: token,
@@ -621,6 +627,7 @@ async function main(): Promise<void> {
     // ---- 5. bundle bytes and mm --help
     const manageSize = size(bundles.manage!.file);
     const baselineSize = size(bundles.baseline!.file);
+    const leanSize = size(bundles['baseline-lean']!.file);
     let cliLine = '';
     let cliMedian: number | undefined;
     if (existsSync(join(root, 'dist', 'cli', 'main.mjs'))) {
@@ -664,14 +671,19 @@ async function main(): Promise<void> {
         imports[variant.key] ? ms(median(imports[variant.key]!)) : '—',
         importCpu[variant.key] ? ms(median(importCpu[variant.key]!)) : '—',
         variant.key === 'floor' || variant.key === 'esm' ? '—' : ratio(w / med('baseline')),
+        variant.key === 'floor' || variant.key === 'esm' ? '—' : ratio(w / med('lean')),
       ];
     });
-    say(table(['process', 'wall', 'above floor', 'import()', 'import() CPU', 'wall vs baseline'], coldRows));
+    say(table(['process', 'wall', 'above floor', 'import()', 'import() CPU', 'wall vs baseline', 'vs lean baseline'], coldRows));
     say();
     const cpuMed = (key: string) => median(importCpu[key]!);
     say(
       `manage − baseline: ${ms(med('manage') - med('baseline'))} wall (${ratio(coldRatio)}; ${ratio(coldAboveFloorRatio)} above the floor); ` +
         `import() CPU ${ms(cpuMed('manage') - cpuMed('baseline'))} (${ratio(cpuMed('manage') / cpuMed('baseline'))}).`,
+    );
+    say(
+      `manage − lean baseline (the libraries manage uses, nothing of ours): ${ms(med('manage') - med('lean'))} wall (${ratio(leanColdRatio)}; ` +
+        `${ratio((med('manage') - floor) / (med('lean') - floor))} above the floor); import() CPU ${ms(cpuMed('manage') - cpuMed('lean'))} (${ratio(cpuMed('manage') / cpuMed('lean'))}).`,
     );
     if (bundles['typebox-namespace']) {
       const files = commandsWithNamedTypeImport().map((file) => `commands/${file}`).join(', ');
@@ -693,10 +705,11 @@ async function main(): Promise<void> {
     say(
       table(
         ['handler', 'import()', 'first invocation', 'its CPU', 'second invocation'],
-        (['baseline', 'baseline-audit', 'manage'] as const).map((key) => [
+        (['baseline', 'baseline-audit', 'lean', 'manage'] as const).map((key) => [
           {
             baseline: 'baseline: verify + 1 PutItem',
             'baseline-audit': 'baseline: verify + Query + 2 PutItem',
+            lean: 'lean baseline: verify + 1 signed PutItem',
             manage: 'manage: POST /__manage__/echo',
           }[key],
           ms(median(first[key]!.importMs)),
@@ -764,6 +777,7 @@ async function main(): Promise<void> {
         [
           ['manage (handlers/manage.mjs)', kb(manageSize.raw), kb(manageSize.gzip), kb(manageSize.map)],
           ['baseline', kb(baselineSize.raw), kb(baselineSize.gzip), kb(baselineSize.map)],
+          ['lean baseline', kb(leanSize.raw), kb(leanSize.gzip), kb(leanSize.map)],
         ],
       ),
     );
@@ -817,9 +831,11 @@ async function main(): Promise<void> {
         ['target', 'measured', ''],
         [
           [`cold init ≤ ${TARGETS.coldRatio}× baseline`, `${ratio(coldRatio)} (${ratio(coldAboveFloorRatio)} above floor)`, verdict(coldRatio <= TARGETS.coldRatio)],
+          [`cold init ≤ ${TARGETS.leanColdRatio}× the lean baseline (issue 10)`, ratio(leanColdRatio), verdict(leanColdRatio <= TARGETS.leanColdRatio)],
           [`first invocation ≤ ${TARGETS.firstRatio}× baseline`, `${ratio(firstRatio)} (CPU ${ratio(firstCpuRatio)}; ${ratio(firstAuditRatio)} vs the same 3 calls)`, verdict(firstRatio <= TARGETS.firstRatio)],
           [`warm overhead < ${TARGETS.warmOverheadMs} ms median`, ms(warmOverhead, 3), verdict(warmOverhead < TARGETS.warmOverheadMs)],
           [`bundle < ${kb(TARGETS.bundleBytes)} minified`, kb(manageSize.raw), verdict(manageSize.raw < TARGETS.bundleBytes)],
+          [`bundle ≤ ${kb(TARGETS.adoptionBundleBytes)} (issue 10)`, kb(manageSize.raw), verdict(manageSize.raw <= TARGETS.adoptionBundleBytes)],
         ],
       ),
     );
@@ -828,12 +844,12 @@ async function main(): Promise<void> {
 
     Object.assign(json, {
       machine: { cpu: cpu[0]?.model, cores: cpu.length, node: process.version },
-      cold: { wall, imports, importCpu, coldRatio, coldAboveFloorRatio },
+      cold: { wall, imports, importCpu, coldRatio, coldAboveFloorRatio, leanColdRatio },
       first: { ...first, firstRatio, firstCpuRatio, firstAuditRatio },
       loading,
       warm: { handlerMedianMs: warmHandler, directMedianMs: warmDirect, overheadMs: warmOverhead },
       throughput,
-      sizes: { manage: manageSize, baseline: baselineSize, largest: largestInputs(bundles.manage!, 20) },
+      sizes: { manage: manageSize, baseline: baselineSize, lean: leanSize, largest: largestInputs(bundles.manage!, 20) },
       cli: { line: cliLine, medianMs: cliMedian },
       ...(compared ? { compared } : {}),
     });

@@ -409,12 +409,6 @@ export async function runDev(options: DevOptions): Promise<number> {
 
     env.PORT = String(httpPort);
     env.LAMBDA_PORT = String(lambdaPort);
-    // Local only: the SDK wants credentials and a region even for dynalite.
-    if (!isSet(env.AWS_ACCESS_KEY_ID) && !isSet(env.AWS_PROFILE)) {
-      env.AWS_ACCESS_KEY_ID = 'local';
-      env.AWS_SECRET_ACCESS_KEY = 'local';
-      delete env.AWS_SESSION_TOKEN;
-    }
     // The SDK's notice that it will drop Node 20 is noise here: Lambda runs nodejs22.x.
     env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
@@ -422,6 +416,15 @@ export async function runDev(options: DevOptions): Promise<number> {
     if (!isSet(env.AWS_ENDPOINT_URL_LAMBDA)) env.AWS_ENDPOINT_URL_LAMBDA = `http://127.0.0.1:${lambdaPort}`;
     const embeddedDynamo = !isSet(env.AWS_ENDPOINT_URL_DYNAMODB);
     if (embeddedDynamo) env.AWS_ENDPOINT_URL_DYNAMODB = `http://127.0.0.1:${dynamoPort}`;
+    // The function signs its calls with keys from the environment, even to dynalite (which ignores them).
+    // A profile is not read by the function: against a real DynamoDB, export the profile's keys.
+    if (!isSet(env.AWS_ACCESS_KEY_ID) && !embeddedDynamo && isSet(env.AWS_PROFILE)) {
+      log(`AWS_PROFILE is set but the function reads keys from the environment only: run \`eval "$(aws configure export-credentials --format env)"\` first to reach ${env.AWS_ENDPOINT_URL_DYNAMODB} with them`);
+    } else if (!isSet(env.AWS_ACCESS_KEY_ID)) {
+      env.AWS_ACCESS_KEY_ID = 'local';
+      env.AWS_SECRET_ACCESS_KEY = 'local';
+      delete env.AWS_SESSION_TOKEN;
+    }
 
     const externalIssuer = isSet(env.MANAGE_JWT_ISSUER)
       ? env.MANAGE_JWT_ISSUER
