@@ -51,8 +51,14 @@ export const environmentCredentials: CredentialSource = () => {
   return { accessKeyId: AWS_ACCESS_KEY_ID, secretAccessKey: AWS_SECRET_ACCESS_KEY, ...(AWS_SESSION_TOKEN ? { sessionToken: AWS_SESSION_TOKEN } : {}) };
 };
 
-/** The public endpoint of a service in a region (China's regions have their own domain). */
+/**
+ * Where a service's calls go when no endpoint is configured for it: `AWS_ENDPOINT_URL`
+ * when set (as the SDKs read it, unless `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`),
+ * else its public endpoint in the region (China's regions have their own domain).
+ */
 export function regionalEndpoint(service: string, region: string): string {
+  const configured = process.env.AWS_ENDPOINT_URL;
+  if (configured && !/^true$/i.test(process.env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS ?? '')) return configured;
   const fips = /^true$/i.test(process.env.AWS_USE_FIPS_ENDPOINT ?? '') ? '-fips' : '';
   return `https://${service}${fips}.${region}.amazonaws.com${region.startsWith('cn-') ? '.cn' : ''}`;
 }

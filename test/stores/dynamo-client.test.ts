@@ -15,7 +15,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { startDynalite, type TestDynamo } from '../support/dynalite.js';
 import { createDynamoClient, DynamoError, type DynamoDocumentClient } from '../../src/stores/dynamo-client.js';
-import { AwsCallError } from '../../src/aws/signed-request.js';
+import { AwsCallError, regionalEndpoint } from '../../src/aws/signed-request.js';
 
 const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY', sessionToken: 'session-token-of-the-role' };
 
@@ -331,6 +331,27 @@ describe('DynamoDB’s refusals and faults', () => {
   it('nothing listening: a connection error, named', async () => {
     const nowhere = createDynamoClient({ region: 'eu-west-1', endpoint: 'http://127.0.0.1:9', credentials: () => credentials, maxAttempts: 1 });
     await assert.rejects(nowhere.get({ TableName: 't', Key: { pk: 'x' } }), { name: 'AwsCallError', message: /^dynamodb could not be reached: .*ECONNREFUSED/ });
+  });
+
+  it('with no endpoint given, AWS_ENDPOINT_URL is where calls go, as in the SDKs; else the region’s endpoint (FIPS, China)', async () => {
+    const saved = { url: process.env.AWS_ENDPOINT_URL, ignore: process.env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS, fips: process.env.AWS_USE_FIPS_ENDPOINT };
+    process.env.AWS_ENDPOINT_URL = recorder.url;
+    recorder.recorded.length = 0;
+    try {
+      await createDynamoClient({ region: 'eu-west-1', credentials: () => credentials }).get({ TableName: dynamo.stateTableName, Key: { pk: 'taken' } });
+      assert.equal(recorder.recorded.length, 1);
+      assert.equal(recorder.recorded[0]!.headers.host, new URL(recorder.url).host);
+      process.env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS = 'true';
+      assert.equal(regionalEndpoint('dynamodb', 'eu-west-1'), 'https://dynamodb.eu-west-1.amazonaws.com');
+      assert.equal(regionalEndpoint('states', 'cn-north-1'), 'https://states.cn-north-1.amazonaws.com.cn');
+      process.env.AWS_USE_FIPS_ENDPOINT = 'true';
+      assert.equal(regionalEndpoint('dynamodb', 'us-gov-west-1'), 'https://dynamodb-fips.us-gov-west-1.amazonaws.com');
+    } finally {
+      for (const [name, value] of [['AWS_ENDPOINT_URL', saved.url], ['AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', saved.ignore], ['AWS_USE_FIPS_ENDPOINT', saved.fips]] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
   });
 
   it('without credentials in the environment nothing is sent, and the error says which variables', async () => {
