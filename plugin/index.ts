@@ -17,8 +17,9 @@
  * - `initialize` (every command, after variables are resolved): validates the
  *   block (failing with the key's name) and adds the `manage` function, so that
  *   every other plugin (serverless-esbuild, serverless-offline) sees it as one
- *   of the service's functions; under `offline` also the local overlay and the
- *   errorType fix (./offline.ts);
+ *   of the service's functions; under `offline` also the local overlay, the
+ *   errorType fix and, under `middle-management dev`, serverless-esbuild's work
+ *   folder in `.middle-management/` (./offline.ts);
  * - `after:package:compileEvents`: adds the tables, the role, the failure queue
  *   and the HTTP API access logs and route throttling to the compiled template.
  *
@@ -26,13 +27,13 @@
  * functions, their roles and the provider's environment are left as they are.
  * See docs/plugin.md.
  */
-import { fixOfflineErrorType, overlayEnvironment } from './offline.js';
+import { DEV_STATE_DIR_VARIABLE, fixOfflineErrorType, overlayEnvironment, pointEsbuildAtStateDir } from './offline.js';
 import { ACCESS_LOG_FORMAT, accessLogGroup, ids, manageFunction, resources, ROUTES, type Context } from './resources.js';
 import { BLOCK, blockSchema, parseSettings, SettingsError, type Settings } from './settings.js';
 
 export { parseSettings, SettingsError, blockSchema } from './settings.js';
 export { manageEnvironment, manageFunction, resources, roleStatements, ids, ROUTES, TASK_TOKEN_ACTIONS } from './resources.js';
-export { fixOfflineErrorType, overlayEnvironment } from './offline.js';
+export { fixOfflineErrorType, overlayEnvironment, pointEsbuildAtStateDir } from './offline.js';
 export type { Settings } from './settings.js';
 
 type Json = Record<string, any>;
@@ -48,6 +49,7 @@ interface Serverless {
   };
   serviceDir: string;
   processedInput?: { commands?: string[] };
+  pluginManager?: { plugins?: object[] };
   configSchemaHandler?: { defineCustomProperties(schema: unknown): void };
   getProvider(name: 'aws'): { getStage(): string; naming: { getLogGroupLogicalId(functionKey: string): string } };
   classes: { Error: new (message: string, code?: string) => Error };
@@ -138,9 +140,38 @@ export default class MiddleManagementPlugin {
       } else {
         this.log.verbose?.(`${BLOCK}: serverless-offline ${outcome.version}: errorType fix ${outcome.status}`);
       }
+      this.moveEsbuildOutput();
     }
     service.functions = service.functions ?? {};
     service.functions[settings.functionKey] = fn;
+  }
+
+  /**
+   * Under `middle-management dev` (MIDDLE_MANAGEMENT_DEV_STATE_DIR set, `offline`
+   * only): serverless-esbuild's work folder goes to `<state>/esbuild` instead of
+   * the service's `.esbuild/`. serverless-esbuild reads its options in its own
+   * `initialize` hook, which runs after this one when this plugin is listed first.
+   */
+  private moveEsbuildOutput(): void {
+    const stateDir = process.env[DEV_STATE_DIR_VARIABLE];
+    if (!stateDir) return;
+    const plugins = this.serverless.pluginManager?.plugins ?? [];
+    const esbuild = plugins.findIndex((plugin) => plugin.constructor?.name === 'EsbuildServerlessPlugin');
+    if (esbuild === -1) return;
+    if (esbuild < plugins.indexOf(this)) {
+      this.log.warning(
+        `${BLOCK}: serverless-esbuild is listed before serverless-middle-management/plugin in plugins:, so its build output stays in .esbuild/; list this plugin first to keep it in .middle-management/.`,
+      );
+      return;
+    }
+    const { service } = this.serverless;
+    service.custom = service.custom ?? {};
+    const outcome = pointEsbuildAtStateDir(service.custom, this.serverless.serviceDir, stateDir);
+    this.log.verbose?.(
+      outcome.status === 'set'
+        ? `${BLOCK}: serverless-esbuild's work folder is ${outcome.workFolder}`
+        : `${BLOCK}: serverless-esbuild's work folder is left as configured: ${outcome.reason}`,
+    );
   }
 
   /** The tables, role, queue, access logs and route throttling, in the compiled template. */

@@ -18,11 +18,17 @@
  *    In offline's default runner (worker threads) the structured clone turns
  *    every custom error into a plain `Error`; its stack still begins with the
  *    name, so the rewritten expression falls back to that.
+ *
+ * 3. serverless-esbuild writes its work folder (`.esbuild/`) into the service's
+ *    folder. Under `middle-management dev` (which sets
+ *    `MIDDLE_MANAGEMENT_DEV_STATE_DIR`), the plugin points it into the local
+ *    stack's state folder instead (`.middle-management/esbuild/`), unless the
+ *    service chose a work folder of its own.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as nodeModule from 'node:module';
-import { dirname, join, sep } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 /** The variables copied from `process.env` onto the manage function under `offline`. */
 export function isOverlaidVariable(name: string): boolean {
@@ -133,4 +139,61 @@ export function fixOfflineErrorType(serviceDir: string): OfflineFixOutcome {
     registered = true;
   }
   return { status: 'registered', version: found.version, file };
+}
+
+/** Set by `middle-management dev` for serverless-offline: the local stack's state folder. */
+export const DEV_STATE_DIR_VARIABLE = 'MIDDLE_MANAGEMENT_DEV_STATE_DIR';
+/**
+ * What serverless-esbuild 1.x's watcher ignores when `watch.ignore` is not set
+ * (its `.esbuild` work folder, `dist`, `node_modules`, its `.build` folder): an
+ * `ignore` of our own replaces that list, so it is repeated.
+ */
+export const ESBUILD_DEFAULT_WATCH_IGNORE = ['.esbuild', 'dist', 'node_modules', '.build'] as const;
+
+export type EsbuildWorkFolderOutcome = { status: 'set'; workFolder: string } | { status: 'kept'; reason: string };
+
+/**
+ * Points serverless-esbuild's work folder (`custom.esbuild.outputWorkFolder`,
+ * default `.esbuild`) at `<stateDir>/esbuild`, so that a local run leaves no build
+ * output in the service's folder. serverless-esbuild joins the option to the
+ * service's folder (`path.join`, not `resolve`): an absolute path would land
+ * inside the service, so the value is relative to it. Its file watcher (under
+ * `offline`) ignores `.esbuild` only: the new folder is added to `watch.ignore`,
+ * or every bundle it writes would start the next build.
+ *
+ * Leaves the block alone when the service sets `outputWorkFolder` itself, builds
+ * its options in a file (`custom.esbuild.config`), or when `custom.esbuild` is
+ * not an object. Must run before serverless-esbuild's `initialize` hook, which
+ * reads its options once.
+ */
+export function pointEsbuildAtStateDir(
+  custom: Record<string, unknown>,
+  serviceDir: string,
+  stateDir: string,
+): EsbuildWorkFolderOutcome {
+  const current = custom.esbuild;
+  if (current !== undefined && (current === null || typeof current !== 'object' || Array.isArray(current))) {
+    return { status: 'kept', reason: 'custom.esbuild is not an object' };
+  }
+  const esbuild = (current ?? {}) as Record<string, unknown>;
+  if (typeof esbuild.outputWorkFolder === 'string' && esbuild.outputWorkFolder !== '') {
+    return { status: 'kept', reason: `custom.esbuild.outputWorkFolder is set (${esbuild.outputWorkFolder})` };
+  }
+  if (esbuild.config !== undefined) return { status: 'kept', reason: 'custom.esbuild.config builds the options' };
+  const workFolder = relative(resolve(serviceDir), join(resolve(serviceDir, stateDir), 'esbuild'));
+  if (workFolder === '' || isAbsolute(workFolder)) {
+    return { status: 'kept', reason: `${stateDir} cannot be reached by a path relative to the service` };
+  }
+  const watch = esbuild.watch;
+  if (watch !== undefined && (watch === null || typeof watch !== 'object' || Array.isArray(watch))) {
+    return { status: 'kept', reason: 'custom.esbuild.watch is not an object' };
+  }
+  const ignore = (watch as { ignore?: unknown } | undefined)?.ignore;
+  const ignored = ignore === undefined ? [...ESBUILD_DEFAULT_WATCH_IGNORE] : [ignore].flat();
+  custom.esbuild = {
+    ...esbuild,
+    outputWorkFolder: workFolder,
+    watch: { ...(watch as object | undefined), ignore: [...ignored, workFolder] },
+  };
+  return { status: 'set', workFolder };
 }

@@ -5,20 +5,68 @@
  * Loaded by a dynamic import from the HTTP transport for these paths only, so API
  * requests never load (or parse) the page's code. The page is public: it holds no
  * data and no secret; everything it shows comes from the bearer API.
+ *
+ * The two assets are kept gzip-compressed (./assets.ts, by scripts/build-console.mjs):
+ * a client that accepts gzip gets those bytes as they are (`content-encoding: gzip`,
+ * a base64 body with `isBase64Encoded`), when the transport carries binary bodies;
+ * any other answer is the text, decompressed on first use and kept.
  */
+import { gunzipSync } from 'node:zlib';
 import type { ConsoleConfig, ManageConfig } from '../config.js';
-import { script, scriptVersion, style, styleVersion } from './assets.js';
+import { scriptGzip, scriptVersion, styleGzip, styleVersion } from './assets.js';
 
 export interface ConsoleRequest {
   method: string;
   path: string;
   query?: Record<string, string>;
+  /** The request's Accept-Encoding header. */
+  acceptEncoding?: string;
+  /**
+   * Whether the response may be binary (a base64 body with `isBase64Encoded`):
+   * API Gateway HTTP APIs and function URLs decode it; a REST API does so only
+   * with binary media types set up, so its events get text.
+   */
+  binary?: boolean;
 }
 
 export interface ConsoleResponse {
   statusCode: number;
   headers: Record<string, string>;
   body: string;
+  /** The body is base64 of the bytes to send (the gzip-compressed asset). */
+  isBase64Encoded?: boolean;
+}
+
+interface Asset {
+  type: string;
+  version: string;
+  gzip: string;
+  /** The text, once a client that takes no gzip asked for it. */
+  text?: string;
+}
+
+const ASSETS: Record<string, Asset> = {
+  'app.js': { type: 'text/javascript; charset=utf-8', version: scriptVersion, gzip: scriptGzip },
+  'app.css': { type: 'text/css; charset=utf-8', version: styleVersion, gzip: styleGzip },
+};
+
+/**
+ * Whether an Accept-Encoding header takes gzip: `gzip` (or `x-gzip`) with a
+ * non-zero q-value, or `*` with one when gzip is not named (RFC 9110 §12.5.3).
+ */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  let gzip: number | undefined;
+  let any: number | undefined;
+  for (const part of header.split(',')) {
+    const [coding = '', ...parameters] = part.split(';').map((piece) => piece.trim().toLowerCase());
+    const q = parameters.find((parameter) => /^q\s*=/.test(parameter));
+    const weight = q === undefined ? 1 : Number(q.slice(q.indexOf('=') + 1).trim());
+    const quality = Number.isFinite(weight) && weight > 0 ? weight : 0;
+    if (coding === 'gzip' || coding === 'x-gzip') gzip = Math.max(gzip ?? 0, quality);
+    else if (coding === '*') any = quality;
+  }
+  return (gzip ?? any ?? 0) > 0;
 }
 
 /** `<stage?>/__manage__/console` and anything under it. */
@@ -30,14 +78,24 @@ export function serveConsole(request: ConsoleRequest, config: Pick<ManageConfig,
   const asset = match?.[2] ?? '';
   const head = request.method === 'HEAD';
   const version = request.query?.v;
-  if (asset === '' ) return respond(200, pageHeaders(config.console), head ? '' : page(base, config.console));
-  if (asset === 'app.js') return respond(200, assetHeaders('text/javascript; charset=utf-8', version === scriptVersion), head ? '' : script);
-  if (asset === 'app.css') return respond(200, assetHeaders('text/css; charset=utf-8', version === styleVersion), head ? '' : style);
+  if (asset === '') return respond(200, pageHeaders(config.console), head ? '' : page(base, config.console));
+  const file = Object.hasOwn(ASSETS, asset) ? ASSETS[asset] : undefined;
+  if (file) return serveAsset(file, request, version === file.version, head);
   return respond(404, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' }, JSON.stringify({ error: { code: 'NotFound', message: 'No such route.' } }));
 }
 
 function respond(statusCode: number, headers: Record<string, string>, body: string): ConsoleResponse {
   return { statusCode, headers, body };
+}
+
+/** The compressed bytes as they are when the client and the transport take them; the text otherwise. */
+function serveAsset(file: Asset, request: ConsoleRequest, versioned: boolean, head: boolean): ConsoleResponse {
+  const headers = assetHeaders(file.type, versioned);
+  if (request.binary && acceptsGzip(request.acceptEncoding)) {
+    headers['content-encoding'] = 'gzip';
+    return head ? respond(200, headers, '') : { statusCode: 200, headers, body: file.gzip, isBase64Encoded: true };
+  }
+  return respond(200, headers, head ? '' : (file.text ??= gunzipSync(Buffer.from(file.gzip, 'base64')).toString('utf8')));
 }
 
 /** The only origins the page may talk to: itself (the API) and the issuer (discovery, token endpoint). */
@@ -81,6 +139,8 @@ function assetHeaders(type: string, versioned: boolean): Record<string, string> 
     'content-type': type,
     // A versioned URL never changes content; an unversioned one is revalidated.
     'cache-control': versioned ? 'public, max-age=31536000, immutable' : 'no-cache',
+    // The same URL is answered gzip-compressed or not, by the request's Accept-Encoding.
+    vary: 'accept-encoding',
     ...SECURITY_HEADERS,
   };
 }

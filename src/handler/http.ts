@@ -32,6 +32,8 @@ export interface HttpResponse {
   statusCode: number;
   headers: Record<string, string>;
   body: string;
+  /** The body is base64 of binary bytes (the console's gzip-compressed assets only). */
+  isBase64Encoded?: boolean;
 }
 
 /** A request as both payload versions describe it; the middlewares fill in the rest. */
@@ -46,6 +48,13 @@ interface HttpRequest {
   /** The raw body; after the body step, the parsed JSON (`{}` when empty). */
   body?: Buffer | unknown;
   source: ExecutionSource;
+  /**
+   * Whether API Gateway turns a base64 response body (`isBase64Encoded`) into
+   * bytes: an HTTP API does, with either payload version (its 1.0 events say
+   * `version: '1.0'`), and so does a function URL; a REST API (no `version`) only
+   * when binary media types are set up on it, which the function cannot know.
+   */
+  binaryResponse: boolean;
   route?: Route;
   actor?: TokenActor;
 }
@@ -94,11 +103,13 @@ function routing(): Step {
 function consolePage(config: ManageConfig): Step {
   return {
     before: async (request) => {
-      const { route, method, path, query } = request.event;
+      const { route, method, path, query, headers, binaryResponse } = request.event;
       if (route?.kind !== 'console') return undefined;
       const { serveConsole } = await import('../console/serve.js');
       const consolePath = `${basePath(path)}/__manage__/console${route.asset ? `/${route.asset}` : ''}`;
-      return serveConsole({ method, path: consolePath, query }, config);
+      const acceptEncoding = headers['accept-encoding'];
+      // The gzip-compressed assets go back as binary where API Gateway decodes it (a REST API would pass the base64 text on).
+      return serveConsole({ method, path: consolePath, query, binary: binaryResponse, ...(acceptEncoding ? { acceptEncoding } : {}) }, config);
     },
   };
 }
@@ -284,6 +295,7 @@ function normalize(event: HttpEvent): HttpRequest {
       query,
       ...(body ? { body } : {}),
       source: source(http?.sourceIp, http?.userAgent ?? userAgentOf(headers), event.requestContext?.requestId),
+      binaryResponse: true,
     };
   }
   const identity = event.requestContext?.identity;
@@ -295,6 +307,7 @@ function normalize(event: HttpEvent): HttpRequest {
     query,
     ...(body ? { body } : {}),
     source: source(identity?.sourceIp, identity?.userAgent ?? userAgentOf(headers), event.requestContext?.requestId),
+    binaryResponse: (event as { version?: unknown }).version === '1.0',
   };
 }
 

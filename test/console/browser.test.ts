@@ -134,6 +134,28 @@ function stackEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...extra };
 }
 
+/**
+ * Opens the console in a fresh context and returns the headers its script and style
+ * came with, and whether the script ran (the sign-in button is its work).
+ */
+async function loadAssets(browser: Browser, url: string): Promise<Record<'app.js' | 'app.css', Record<string, string>>> {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    const seen: Partial<Record<'app.js' | 'app.css', Record<string, string>>> = {};
+    page.on('response', async (response) => {
+      const name = /\/(app\.(?:js|css))\?/.exec(response.url())?.[1] as 'app.js' | 'app.css' | undefined;
+      if (name) seen[name] = await response.allHeaders();
+    });
+    await page.goto(url);
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    assert.ok(seen['app.js'] && seen['app.css'], 'both assets loaded');
+    return seen as Record<'app.js' | 'app.css', Record<string, string>>;
+  } finally {
+    await context.close();
+  }
+}
+
 describe('the web console on the local stack (npm start), in Chromium', { skip, timeout: 420_000 }, () => {
   let stack: NpmStart;
   let dir: string;
@@ -192,6 +214,14 @@ describe('the web console on the local stack (npm start), in Chromium', { skip, 
     await page.getByRole('button', { name: 'Run' }).click();
     await page.getByRole('heading', { name: /Result/ }).waitFor();
     assert.deepEqual(JSON.parse((await page.getByTestId('result').textContent()) ?? ''), { message: 'hello from the stack' });
+  });
+
+  it('its script and style come gzip-compressed through serverless-offline, and run', async () => {
+    const assets = await loadAssets(browser, consoleUrl);
+    for (const headers of Object.values(assets)) {
+      assert.equal(headers['content-encoding'], 'gzip');
+      assert.match(headers.vary ?? '', /accept-encoding/i);
+    }
   });
 
   it('a request needing approval: 202 with the deep link, refused to the requester, approved by a second user from the link', async () => {
@@ -328,6 +358,15 @@ describe('the web console in Chromium', { skip }, () => {
     assert.ok(requests.every((url) => !url.includes(token)), 'the token is in no URL');
     assert.ok(requests.some((url) => url.includes('code_challenge=') && url.includes('code_challenge_method=S256')));
     await shot(page, 'commands');
+  });
+
+  it('its script and style come gzip-compressed, as API Gateway passes them on (isBase64Encoded), and run', async () => {
+    const assets = await loadAssets(browser, consoleUrl);
+    for (const headers of Object.values(assets)) {
+      assert.equal(headers['content-encoding'], 'gzip');
+      assert.equal(headers.vary, 'accept-encoding');
+      assert.match(headers['cache-control']!, /immutable/, 'the page links versioned URLs');
+    }
   });
 
   it('runs echo through its form, with the sensitive field as a password input', async () => {

@@ -5,6 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as Type from '@sinclair/typebox';
@@ -12,17 +13,42 @@ import fc from 'fast-check';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { InvalidArguments } from '../../src/errors.js';
 import { validateArguments } from '../../src/validation.js';
-import { contentSecurityPolicy } from '../../src/console/serve.js';
+import { gunzipSync } from 'node:zlib';
+import { acceptsGzip, contentSecurityPolicy } from '../../src/console/serve.js';
 import { validate } from '../../console/validate.js';
 import { httpEvent, lambdaContext, startStack, type HttpCall, type TestStack } from '../support/stack.js';
 // @ts-expect-error a plain .mjs script without declarations
-import { buildConsoleAssets } from '../../scripts/build-console.mjs';
+import { buildConsoleAssets, holdsAssets } from '../../scripts/build-console.mjs';
 
 let stack: TestStack;
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 16);
 /** The handler's answer as is (stack.http parses JSON; the page is HTML). */
-async function get(call: HttpCall, on: TestStack = stack): Promise<{ status: number; headers: Record<string, string>; raw: string }> {
+async function get(call: HttpCall, on: TestStack = stack): Promise<{ status: number; headers: Record<string, string>; raw: string; isBase64Encoded?: boolean }> {
   const response = await on.handler(httpEvent({ method: 'GET', ...call }), lambdaContext());
-  return { status: (response as any).statusCode, headers: (response as any).headers, raw: (response as any).body };
+  return { status: (response as any).statusCode, headers: (response as any).headers, raw: (response as any).body, isBase64Encoded: (response as any).isBase64Encoded };
+}
+/** The same request as a REST API (v1) event, or an HTTP API payload 1.0 one (which says `version: '1.0'`). */
+async function getV1(path: string, headers: Record<string, string>, options: { version?: '1.0'; method?: string } = {}) {
+  const event = {
+    ...(options.version ? { version: options.version } : {}),
+    resource: '/__manage__/{proxy+}',
+    path,
+    httpMethod: options.method ?? 'GET',
+    headers,
+    multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, [value]])),
+    queryStringParameters: null,
+    requestContext: { requestId: 'v1', stage: 'prod', identity: { sourceIp: '203.0.113.7', userAgent: 'node-test' } },
+    body: null,
+    isBase64Encoded: false,
+  };
+  return (await stack.handler(event, lambdaContext())) as { statusCode: number; headers: Record<string, string>; body: string; isBase64Encoded?: boolean };
+}
+/** The page's two asset paths, with their versions. */
+async function assetUrls(): Promise<{ js: { path: string; v: string }; css: { path: string; v: string } }> {
+  const { raw } = await get({ path: '/__manage__/console' });
+  const js = /src="([^"]+app\.js)\?v=([0-9a-f]+)"/.exec(raw)!;
+  const css = /href="([^"]+app\.css)\?v=([0-9a-f]+)"/.exec(raw)!;
+  return { js: { path: js[1]!, v: js[2]! }, css: { path: css[1]!, v: css[2]! } };
 }
 const consoleEnv = {
   MANAGE_CONSOLE_CLIENT_ID: 'mm-console',
@@ -75,6 +101,77 @@ describe('the console page', () => {
     assert.equal(style.status, 200);
     assert.match(style.headers['content-type']!, /^text\/css/);
     assert.equal(style.headers['cache-control'], 'no-cache');
+  });
+
+  it('answers a client that takes no gzip with the text, and says the answer varies with Accept-Encoding', async () => {
+    const { js, css } = await assetUrls();
+    for (const acceptEncoding of [undefined, 'identity', 'br', 'gzip;q=0', 'br, gzip;q=0, *;q=1', '*;q=0']) {
+      const script = await get({ path: js.path, query: { v: js.v }, headers: acceptEncoding === undefined ? {} : { 'accept-encoding': acceptEncoding } });
+      assert.equal(script.status, 200);
+      assert.equal(script.headers['content-encoding'], undefined, String(acceptEncoding));
+      assert.equal(script.isBase64Encoded, undefined);
+      assert.equal(script.headers.vary, 'accept-encoding');
+      assert.match(script.raw, /sessionStorage/, 'the script itself');
+      assert.equal(sha256(script.raw), js.v, 'the text the version names');
+    }
+    const style = await get({ path: css.path, query: { v: css.v } });
+    assert.equal(style.headers.vary, 'accept-encoding');
+    assert.equal(sha256(style.raw), css.v);
+  });
+
+  it('answers a client that takes gzip with the compressed bytes: content-encoding gzip, a base64 body, the same caching', async () => {
+    const { js, css } = await assetUrls();
+    for (const acceptEncoding of ['gzip, deflate, br, zstd', 'GZIP', 'br;q=1, gzip;q=0.5', 'x-gzip', '*', 'deflate, *;q=0.1']) {
+      for (const asset of [js, css]) {
+        for (const versioned of [true, false]) {
+          const call = { path: asset.path, ...(versioned ? { query: { v: asset.v } } : {}) };
+          const plain = await get(call);
+          const zipped = await get({ ...call, headers: { 'accept-encoding': acceptEncoding } });
+          assert.equal(zipped.status, 200);
+          assert.equal(zipped.headers['content-encoding'], 'gzip', acceptEncoding);
+          assert.equal(zipped.isBase64Encoded, true);
+          assert.equal(zipped.headers.vary, 'accept-encoding');
+          const { 'content-encoding': _encoding, ...headers } = zipped.headers;
+          assert.deepEqual(headers, plain.headers, 'content type, caching (immutable when versioned, no-cache otherwise), security headers: as for the text');
+          const text = gunzipSync(Buffer.from(zipped.raw, 'base64')).toString('utf8');
+          assert.equal(text, plain.raw);
+          assert.equal(sha256(text), asset.v, 'the version is the uncompressed text’s');
+          assert.ok(Buffer.from(zipped.raw, 'base64').length < Buffer.byteLength(plain.raw) / 2, 'compressed');
+        }
+      }
+    }
+    // HEAD: the headers of the GET, no body.
+    const head = await stack.handler(
+      { version: '2.0', rawPath: js.path, headers: { 'accept-encoding': 'gzip' }, queryStringParameters: { v: js.v }, requestContext: { http: { method: 'HEAD', path: js.path } } },
+      lambdaContext(),
+    );
+    assert.equal((head as any).statusCode, 200);
+    assert.equal((head as any).body, '');
+    assert.equal((head as any).headers['content-encoding'], 'gzip');
+    assert.match((head as any).headers['cache-control'], /immutable/);
+  });
+
+  it('a REST API (v1) event gets the text even when gzip is accepted (its binary media types are unknown); an HTTP API 1.0 event gets gzip', async () => {
+    const { js } = await assetUrls();
+    const rest = await getV1(`/prod${js.path}`, { 'Accept-Encoding': 'gzip, deflate' });
+    assert.equal(rest.statusCode, 200);
+    assert.equal(rest.headers['content-encoding'], undefined);
+    assert.equal(rest.isBase64Encoded, undefined);
+    assert.equal(rest.headers.vary, 'accept-encoding');
+    assert.equal(sha256(rest.body), js.v);
+    const httpApi = await getV1(js.path, { 'accept-encoding': 'gzip' }, { version: '1.0' });
+    assert.equal(httpApi.headers['content-encoding'], 'gzip');
+    assert.equal(httpApi.isBase64Encoded, true);
+    assert.equal(gunzipSync(Buffer.from(httpApi.body, 'base64')).toString('utf8'), rest.body);
+    // The page itself is never compressed.
+    const page = await getV1('/prod/__manage__/console', { 'accept-encoding': 'gzip' }, { version: '1.0' });
+    assert.equal(page.headers['content-encoding'], undefined);
+    assert.match(page.body, /^<!doctype html>/);
+  });
+
+  it('reads Accept-Encoding as RFC 9110 says (q-values, *, case)', () => {
+    for (const header of ['gzip', 'GZip', 'deflate, gzip', 'gzip;q=0.001', 'gzip; q=1.0', 'x-gzip', '*', 'br, *;q=0.5', ' gzip ']) assert.ok(acceptsGzip(header), header);
+    for (const header of [undefined, '', 'identity', 'br', 'deflate, br, zstd', 'gzip;q=0', 'gzip;q=0.000', '*;q=0', 'gzip;q=0, *', 'gzip;q=nope', 'gzipx']) assert.ok(!acceptsGzip(header), String(header));
   });
 
   it('works under an API Gateway stage path and answers HEAD without a body', async () => {
@@ -209,9 +306,14 @@ describe('the console page', () => {
     assert.ok([...reached].some((name) => outputs[name]!.imports.some((edge) => edge.kind === 'dynamic-import' && edge.path === consoleChunk)));
   });
 
-  it('the bundled assets are built from console/ as committed', async () => {
-    const { source } = await buildConsoleAssets();
-    assert.equal(readFileSync(new URL('../../src/console/assets.ts', import.meta.url), 'utf8'), source, 'run node scripts/build-console.mjs');
+  it('the bundled assets are built from console/ as committed (compared decompressed: another zlib may choose other bytes)', async () => {
+    const built = await buildConsoleAssets();
+    const committed = readFileSync(new URL('../../src/console/assets.ts', import.meta.url), 'utf8');
+    assert.ok(holdsAssets(committed, built), 'run node scripts/build-console.mjs');
+    assert.ok(holdsAssets(built.source, built));
+    assert.ok(!holdsAssets(built.source, { ...built, css: `${built.css} ` }), 'a changed style is seen');
+    // Stored compressed: the generated module weighs less than half of the text it serves.
+    assert.ok(committed.length < (Buffer.byteLength(built.js) + Buffer.byteLength(built.css)) / 2, `${committed.length} B`);
   });
 });
 

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +68,43 @@ describe('published contents', () => {
     for (const name of ['commander', '@clack/prompts', 'dynalite', 'serverless-offline', 'jose', 'esbuild', 'picocolors']) {
       assert.equal(manifest.dependencies?.[name], undefined, `${name} is no runtime dependency`);
     }
+  });
+});
+
+describe('peer dependencies', () => {
+  const PEERS = ['serverless', 'serverless-esbuild', 'serverless-offline'];
+  // semver as npm itself checks ranges (a dependency of npm's tree here, untyped).
+  const semver = createRequire(import.meta.url)('semver') as { satisfies(version: string, range: string): boolean };
+
+  it('declares the Framework, serverless-esbuild and serverless-offline as optional peers, never as dependencies', () => {
+    const manifest = JSON.parse(readFileSync(join(unpacked, 'package.json'), 'utf8'));
+    assert.deepEqual(Object.keys(manifest.peerDependencies).sort(), PEERS);
+    for (const name of PEERS) {
+      assert.deepEqual(manifest.peerDependenciesMeta?.[name], { optional: true }, `${name} is optional`);
+      assert.equal(manifest.dependencies?.[name], undefined);
+    }
+  });
+
+  it('in ranges that the versions this repository and example/ install satisfy (osls aliased as serverless included)', () => {
+    const { peerDependencies: peers } = JSON.parse(readFileSync(join(unpacked, 'package.json'), 'utf8'));
+    for (const project of [root, join(root, 'example')]) {
+      const { devDependencies } = JSON.parse(readFileSync(join(project, 'package.json'), 'utf8'));
+      for (const name of PEERS) {
+        // "npm:osls@4.3.1": npm checks the aliased package's version against the peer's range.
+        const version = String(devDependencies[name]).replace(/^npm:[^@]+@/, '');
+        assert.ok(semver.satisfies(version, peers[name]), `${project}: ${name} ${version} is outside ${peers[name]}`);
+      }
+    }
+    const installed = JSON.parse(readFileSync(join(root, 'node_modules', 'serverless', 'package.json'), 'utf8'));
+    assert.ok(semver.satisfies(installed.version, peers.serverless), `${installed.name}@${installed.version}`);
+  });
+
+  it('serverless: the v3 line and osls (3.x, 4.x); not v2, whose plugin API the plugin does not use', () => {
+    const { peerDependencies: peers } = JSON.parse(readFileSync(join(unpacked, 'package.json'), 'utf8'));
+    for (const version of ['3.0.0', '3.38.0', '3.77.1', '4.2.0', '4.3.1']) assert.ok(semver.satisfies(version, peers.serverless), version);
+    for (const version of ['2.72.3', '5.0.0']) assert.ok(!semver.satisfies(version, peers.serverless), version);
+    assert.ok(semver.satisfies('1.50.0', peers['serverless-esbuild']) && !semver.satisfies('2.0.0', peers['serverless-esbuild']));
+    assert.ok(semver.satisfies('14.0.0', peers['serverless-offline']) && !semver.satisfies('13.9.0', peers['serverless-offline']));
   });
 });
 

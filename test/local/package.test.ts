@@ -13,7 +13,7 @@
  * that serverless.yml sets and explains.
  *
  * Packaging runs in a temporary copy of the project so that it neither touches
- * `.serverless/` nor removes the `.esbuild/` folder of a running `npm start`.
+ * `.serverless/` nor anything a running `npm start` builds.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';

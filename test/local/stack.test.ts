@@ -6,16 +6,17 @@
  *   ports: the API, the Lambda invoke endpoint, `npm run token`, a clean stop;
  * - `npm start` with a bad configuration: non-zero, naming the variable;
  * - `middle-management dev` in a fresh service folder (the bundled CLI, a
- *   pristine serverless-offline, an external DynamoDB endpoint): the service's
- *   own command with a `dev token` token, the contract's errorType on direct
- *   invocations, state in the service's `.middle-management/` only.
+ *   pristine serverless-offline, serverless-esbuild with its defaults, an
+ *   external DynamoDB endpoint): the service's own command with a `dev token`
+ *   token, the contract's errorType on direct invocations, state and build
+ *   output in the service's `.middle-management/` only.
  *
  * Run alone with `node --import tsx --test test/local/stack.test.ts`; it needs no
  * network beyond 127.0.0.1 but boots serverless-offline three times.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -548,7 +549,8 @@ describe('npm start with a bad configuration', { timeout: BOOT_TIMEOUT_MS }, () 
 
 /**
  * A user's service made from nothing but what the README asks for: a command that
- * imports the service's own module, one handler file, one plugin block. Its
+ * imports the service's own module, one handler file, one plugin block, bundled
+ * by serverless-esbuild (its default CommonJS `.js` output, one-shot builds). Its
  * node_modules holds this package (the bundled CLI and local stack built afresh,
  * the compiled library and plugin of `npm run build`), the Framework, and a
  * pristine serverless-offline: no patch applied.
@@ -588,13 +590,15 @@ function makeFreshService(base: string): { service: string; pkg: string } {
   writeFileSync(controller, pristine);
   assert.match(pristine, /errorType: "Error",/, 'serverless-offline is not the pristine 14.x the test expects');
 
-  writeFileSync(join(service, 'package.json'), `${JSON.stringify({ name: 'inventory', private: true, type: 'module' }, null, 2)}\n`);
+  // No "type": serverless-esbuild's default output is CommonJS `.js`, next to this package.json's scope.
+  writeFileSync(join(service, 'package.json'), `${JSON.stringify({ name: 'inventory', private: true }, null, 2)}\n`);
   writeFileSync(
     join(service, 'serverless.yml'),
     `service: inventory
 frameworkVersion: '>=3'
 plugins:
   - serverless-middle-management/plugin
+  - serverless-esbuild
   - serverless-offline
 provider:
   name: aws
@@ -603,6 +607,9 @@ custom:
   middleManagement:
     handler: manage.handler
     allowList: [reindex]
+  esbuild:
+    # One-shot builds (as example/ has): every build writes its output, watched or not.
+    skipRebuild: true
 `,
   );
   mkdirSync(join(service, 'lib'));
@@ -718,7 +725,29 @@ describe('middle-management dev in a fresh service folder', { timeout: BOOT_TIME
     assert.equal(running.functionName, 'inventory-dev-manage');
     assert.equal(readFileSync(join(state, '.gitignore'), 'utf8').split('\n').at(-2), '*');
     assert.deepEqual(readdirSync(pkg).sort(), pkgEntries, 'the stack wrote into the installed package');
-    assert.ok(!existsSync(join(service, '.esbuild')) && !existsSync(join(pkg, '.local')));
+    assert.ok(!existsSync(join(pkg, '.local')));
+  });
+
+  it("keeps serverless-esbuild's build output in .middle-management/esbuild/, not in the service's .esbuild/", () => {
+    assert.ok(!existsSync(join(service, '.esbuild')), 'serverless-esbuild wrote .esbuild/ into the service');
+    assert.ok(!existsSync(join(service, '.build')));
+    const bundle = join(service, '.middle-management', 'esbuild', '.build', 'manage.js');
+    assert.ok(existsSync(bundle), `no bundle at ${bundle}`);
+    assert.match(readFileSync(bundle, 'utf8'), /reindexing/);
+    assert.deepEqual(readdirSync(service).sort(), ['.middle-management', 'lib', 'manage.js', 'node_modules', 'package.json', 'serverless.yml']);
+  });
+
+  it('rebuilds once on a source change: its own output does not start the next build', async () => {
+    const bundle = join(service, '.middle-management', 'esbuild', '.build', 'manage.js');
+    const before = statSync(bundle).mtimeMs;
+    const source = join(service, 'lib', 'search.js');
+    writeFileSync(source, readFileSync(source, 'utf8').replace('index.length * 7', 'index.length * 7 + 0'));
+    assert.ok(await waitUntil(() => statSync(bundle).mtimeMs > before, 30_000), 'serverless-esbuild did not rebuild on a change');
+    // esbuild's watcher waits a little (chokidar); then the bundle must stay as it is.
+    await new Promise((done) => setTimeout(done, 1_500));
+    const settled = statSync(bundle).mtimeMs;
+    await new Promise((done) => setTimeout(done, 3_000));
+    assert.equal(statSync(bundle).mtimeMs, settled, 'the bundle keeps being rewritten: the watcher sees its own output');
   });
 
   it('stops everything on Ctrl-C and forgets the running stack', async () => {

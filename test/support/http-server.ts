@@ -19,7 +19,9 @@ export async function serveHandler(handler: Handler, options: { remainingMs?: nu
     try {
       const event = await toEvent(req);
       const response = await handler(event, lambdaContext(options.remainingMs ?? 30_000));
-      res.writeHead(response.statusCode, response.headers ?? {}).end(response.body ?? '');
+      // As API Gateway does: a base64 body (isBase64Encoded, e.g. the console's gzip-compressed assets) goes out as its bytes.
+      const body = response.isBase64Encoded ? Buffer.from(response.body ?? '', 'base64') : (response.body ?? '');
+      res.writeHead(response.statusCode, response.headers ?? {}).end(body);
     } catch (error) {
       res.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Internal Server Error' }));
     }
