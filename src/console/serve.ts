@@ -11,7 +11,6 @@
  * a base64 body with `isBase64Encoded`), when the transport carries binary bodies;
  * any other answer is the text, decompressed on first use and kept.
  */
-import { gunzipSync } from 'node:zlib';
 import type { ConsoleConfig, ManageConfig } from '../config.js';
 import { scriptGzip, scriptVersion, styleGzip, styleVersion } from './assets.js';
 
@@ -72,7 +71,7 @@ export function acceptsGzip(header: string | undefined): boolean {
 /** `<stage?>/__manage__/console` and anything under it. */
 export const CONSOLE_PATH = /^(?:\/[^/]+)?\/__manage__\/console(?:\/.*)?$/;
 
-export function serveConsole(request: ConsoleRequest, config: Pick<ManageConfig, 'console'>): ConsoleResponse {
+export async function serveConsole(request: ConsoleRequest, config: Pick<ManageConfig, 'console'>): Promise<ConsoleResponse> {
   const match = /^(.*\/__manage__\/console)(?:\/(.*))?$/.exec(request.path);
   const base = match?.[1] ?? '/__manage__/console';
   const asset = match?.[2] ?? '';
@@ -89,13 +88,16 @@ function respond(statusCode: number, headers: Record<string, string>, body: stri
 }
 
 /** The compressed bytes as they are when the client and the transport take them; the text otherwise. */
-function serveAsset(file: Asset, request: ConsoleRequest, versioned: boolean, head: boolean): ConsoleResponse {
+async function serveAsset(file: Asset, request: ConsoleRequest, versioned: boolean, head: boolean): Promise<ConsoleResponse> {
   const headers = assetHeaders(file.type, versioned);
   if (request.binary && acceptsGzip(request.acceptEncoding)) {
     headers['content-encoding'] = 'gzip';
     return head ? respond(200, headers, '') : { statusCode: 200, headers, body: file.gzip, isBase64Encoded: true };
   }
-  return respond(200, headers, head ? '' : (file.text ??= gunzipSync(Buffer.from(file.gzip, 'base64')).toString('utf8')));
+  if (head) return respond(200, headers, '');
+  // node:zlib is loaded here, for the rare client that takes no gzip: a static import would load it at every cold start.
+  file.text ??= (await import('node:zlib')).gunzipSync(Buffer.from(file.gzip, 'base64')).toString('utf8');
+  return respond(200, headers, file.text);
 }
 
 /** The only origins the page may talk to: itself (the API) and the issuer (discovery, token endpoint). */

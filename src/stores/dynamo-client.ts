@@ -9,7 +9,6 @@
  * not answer: a short timeout and few attempts, so that a request fails closed
  * (503) in milliseconds instead of being held through long retries.
  */
-import * as zlib from 'node:zlib';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { AwsCallError, regionalEndpoint, signedPost, type CredentialSource } from '../aws/signed-request.js';
 
@@ -130,9 +129,8 @@ export function createDynamoClient(options: DynamoClientOptions): DynamoDocument
       ...(options.credentials ? { credentials: options.credentials } : {}),
     });
     // DynamoDB sends a CRC32 of every answer; one that does not match was damaged on the way.
-    // (zlib.crc32 is Node ≥ 20.15; older ones skip the check.)
     const checksum = answer.headers['x-amz-crc32'];
-    if (typeof checksum === 'string' && typeof zlib.crc32 === 'function' && Number(checksum) !== zlib.crc32(answer.body)) {
+    if (typeof checksum === 'string' && Number(checksum) !== crc32(answer.body)) {
       throw new DynamoError('CorruptedResponse', `DynamoDB's answer to ${operation} failed its CRC32 check`, answer.status, true);
     }
     const text = answer.body.toString('utf8');
@@ -184,4 +182,22 @@ function errorOf(status: number, body: Record<string, any> | undefined, header: 
   const name = typed.split('#').pop()!.split(':')[0]! || (status >= 500 ? 'InternalServerError' : 'UnknownError');
   const message = typeof body?.message === 'string' ? body.message : typeof body?.Message === 'string' ? body.Message : `DynamoDB answered ${status} to ${operation}`;
   return new DynamoError(name, message, status, status >= 500 || RETRYABLE.has(name));
+}
+
+let crcTable: Uint32Array | undefined;
+
+/**
+ * CRC-32 (IEEE), as DynamoDB computes `x-amz-crc32`. In JavaScript rather than
+ * node:zlib's: loading zlib costs ≈ 5 ms at every cold start, this a few
+ * microseconds per answer of a few kilobytes.
+ */
+function crc32(bytes: Uint8Array): number {
+  const table = (crcTable ??= Uint32Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  }));
+  let crc = 0xffffffff;
+  for (const byte of bytes) crc = table[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
 }

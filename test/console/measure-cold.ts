@@ -65,7 +65,7 @@ for (let i = 0; i < runs; i++) {
   }
 }
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-const html = serveConsole({ method: 'GET', path: '/__manage__/console' }, {}).body;
+const html = (await serveConsole({ method: 'GET', path: '/__manage__/console' }, {})).body;
 const kb = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
 const weight = (text: string) => `${kb(Buffer.byteLength(text))} raw, ${kb(gzipSync(text).length)} gzip`;
 process.stdout.write(
