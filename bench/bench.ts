@@ -65,7 +65,7 @@ const CONCURRENCY = Number(flags.concurrency);
 /** Synthetic commands added to `manage` to see what each command costs a cold start. */
 const SYNTHETIC_COMMANDS = 50;
 
-const TARGETS = { coldRatio: 1.15, leanColdRatio: 1.1, firstRatio: 1.2, warmOverheadMs: 1, bundleBytes: 700 * 1000, adoptionBundleBytes: 489 * 1000 };
+const TARGETS = { coldRatio: 1.15, adoptionColdRatio: 1.1, leanColdRatio: 1.1, firstRatio: 1.2, warmOverheadMs: 1, bundleBytes: 700 * 1000, adoptionBundleBytes: 489 * 1000 };
 
 const log = (text: string) => process.stderr.write(`[bench] ${text}\n`);
 
@@ -722,7 +722,7 @@ async function main(): Promise<void> {
     say();
     say(
       `manage − baseline on the first invocation: ${ms(median(first.manage!.firstMs) - median(first.baseline!.firstMs))} (${ratio(firstRatio)}; CPU ${ratio(firstCpuRatio)}). ` +
-        `Both fetch the JWKS from a loopback issuer and make their SDK client's first call to a local dynalite; ` +
+        `Both fetch the JWKS from a loopback issuer and make their first DynamoDB call (the baseline with the SDK's client, manage signed) to a local dynalite; ` +
         `manage also loads and validates the command and reads the audit chain's head, writes the attempt, runs, writes the outcome: ` +
         `3 DynamoDB calls of 2 operations to the baseline's 1. Against the baseline making those same 3 calls: ` +
         `${ms(median(first.manage!.firstMs) - median(first['baseline-audit']!.firstMs))} (${ratio(firstAuditRatio)}).`,
@@ -831,7 +831,8 @@ async function main(): Promise<void> {
         ['target', 'measured', ''],
         [
           [`cold init ≤ ${TARGETS.coldRatio}× baseline`, `${ratio(coldRatio)} (${ratio(coldAboveFloorRatio)} above floor)`, verdict(coldRatio <= TARGETS.coldRatio)],
-          [`cold init ≤ ${TARGETS.leanColdRatio}× the lean baseline (issue 10)`, ratio(leanColdRatio), verdict(leanColdRatio <= TARGETS.leanColdRatio)],
+          [`cold init ≤ ${TARGETS.adoptionColdRatio}× baseline (issue 10: the libraries' floor)`, ratio(coldRatio), verdict(coldRatio <= TARGETS.adoptionColdRatio)],
+          [`stricter: cold init ≤ ${TARGETS.leanColdRatio}× the lean baseline (only the libraries manage uses now)`, `${ratio(leanColdRatio)} (import() CPU ${ratio(cpuMed('manage') / cpuMed('lean'))})`, verdict(leanColdRatio <= TARGETS.leanColdRatio)],
           [`first invocation ≤ ${TARGETS.firstRatio}× baseline`, `${ratio(firstRatio)} (CPU ${ratio(firstCpuRatio)}; ${ratio(firstAuditRatio)} vs the same 3 calls)`, verdict(firstRatio <= TARGETS.firstRatio)],
           [`warm overhead < ${TARGETS.warmOverheadMs} ms median`, ms(warmOverhead, 3), verdict(warmOverhead < TARGETS.warmOverheadMs)],
           [`bundle < ${kb(TARGETS.bundleBytes)} minified`, kb(manageSize.raw), verdict(manageSize.raw < TARGETS.bundleBytes)],

@@ -304,6 +304,10 @@ describe('the console page', () => {
     for (const name of reached) for (const edge of outputs[name]!.imports) if (edge.kind === 'import-statement' && !edge.external) reached.add(edge.path);
     assert.ok(!reached.has(consoleChunk), 'loaded with the library');
     assert.ok([...reached].some((name) => outputs[name]!.imports.some((edge) => edge.kind === 'dynamic-import' && edge.path === consoleChunk)));
+    // Nor node:zlib (the console's gunzip, for clients without gzip): loading it costs ≈ 5 ms at every cold start.
+    const staticExternals = new Set([...reached].flatMap((name) => outputs[name]!.imports.filter((edge) => edge.external && edge.kind === 'import-statement').map((edge) => edge.path)));
+    assert.ok(staticExternals.has('node:http'), 'externals are seen');
+    assert.ok(!staticExternals.has('node:zlib') && !staticExternals.has('zlib'), [...staticExternals].join(', '));
   });
 
   it('the bundled assets are built from console/ as committed (compared decompressed: another zlib may choose other bytes)', async () => {
