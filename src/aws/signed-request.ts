@@ -32,10 +32,16 @@ export class AwsCallError extends Error {
     message: string,
     /** The HTTP status of AWS's answer; undefined when none came (timeout, connection refused). */
     readonly status?: number,
-    options?: ErrorOptions,
+    options?: ErrorOptions & {
+      /** Whether another attempt may succeed: yes for a lost connection or a timeout (the default), no for missing credentials. */
+      retryable?: boolean;
+    },
   ) {
     super(message, options);
+    this.retryable = options?.retryable ?? true;
   }
+
+  readonly retryable: boolean;
 }
 
 /**
@@ -46,7 +52,7 @@ export class AwsCallError extends Error {
 export const environmentCredentials: CredentialSource = () => {
   const { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN } = process.env;
   if (!AWS_ACCESS_KEY_ID || !AWS_SECRET_ACCESS_KEY) {
-    throw new AwsCallError('no AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set');
+    throw new AwsCallError('no AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set', undefined, { retryable: false });
   }
   return { accessKeyId: AWS_ACCESS_KEY_ID, secretAccessKey: AWS_SECRET_ACCESS_KEY, ...(AWS_SESSION_TOKEN ? { sessionToken: AWS_SESSION_TOKEN } : {}) };
 };
@@ -108,7 +114,7 @@ const agents = { 'http:': new HttpAgent({ keepAlive: true }), 'https:': new Http
 const signers = new Map<string, SignatureV4>();
 
 function signerFor(service: string, region: string, credentials: CredentialSource): SignatureV4 {
-  // Keyed by the source too: a test's own source must not be served another's signer.
+  // Only signers reading the environment are shared; one given its own source (a test's) gets its own.
   const key = `${service}\n${region}`;
   const cached = credentials === environmentCredentials ? signers.get(key) : undefined;
   if (cached) return cached;

@@ -109,7 +109,7 @@ export function createDynamoClient(options: DynamoClientOptions): DynamoDocument
       try {
         return await callOnce(operation, body);
       } catch (error) {
-        const retryable = error instanceof DynamoError ? error.retryable : error instanceof AwsCallError;
+        const retryable = (error instanceof DynamoError || error instanceof AwsCallError) && error.retryable;
         if (!retryable || attempt >= maxAttempts) throw error;
         // Full jitter: instances throttled together do not come back together.
         await new Promise((resolve) => setTimeout(resolve, Math.random() * dynamoClientDefaults.retryBaseDelayMs * 2 ** attempt));
