@@ -6,7 +6,9 @@
  * - {@link startDynamoProxy}: a proxy on loopback in front of dynalite that the
  *   handler's real DynamoDB client talks to. Per request it forwards, delays,
  *   holds the response, answers an AWS error (ThrottlingException 400, 500),
- *   resets the connection or never answers; and it can be stopped outright.
+ *   damages the answer's checksum, resets the connection or never answers; and
+ *   it can be stopped outright. It keeps each request as it came, for checks of
+ *   what a client sends.
  *
  * Both classify a write as an attempt or an outcome record whatever the store's
  * item layout (see ../security/support.ts).
@@ -73,6 +75,11 @@ export interface ProxiedRequest {
   write?: WriteKind;
   /** 1-based index among all requests. */
   n: number;
+  /** The request as it came: method, path, headers and body (what a signature covers). */
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: string;
 }
 
 export type ProxyAction =
@@ -84,7 +91,9 @@ export type ProxyAction =
   /** Answer an AWS JSON error without forwarding. */
   | { kind: 'error'; status: number; type: string; message?: string }
   | { kind: 'reset' }
-  | { kind: 'hang' };
+  | { kind: 'hang' }
+  /** Forward, but change the answer's `x-amz-crc32`: an answer damaged on the way. */
+  | { kind: 'corruptChecksum' };
 
 export const forward: ProxyAction = { kind: 'forward' };
 export const throttle: ProxyAction = {
@@ -153,20 +162,29 @@ export async function startDynamoProxy(targetEndpoint: string): Promise<DynamoPr
       const body = Buffer.concat(chunks);
       const amzTarget = String(req.headers['x-amz-target'] ?? '');
       const write = writeKindOf(amzTarget, body.toString('utf8'));
-      const seen: ProxiedRequest = { target: amzTarget, ...(write ? { write } : {}), n: proxy.requests.length + 1 };
+      const seen: ProxiedRequest = {
+        target: amzTarget,
+        ...(write ? { write } : {}),
+        n: proxy.requests.length + 1,
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: body.toString('utf8'),
+      };
       proxy.requests.push(seen);
       const action = proxy.rule(seen);
       const send = (status: number, headers: IncomingHttpHeaders, payload: Buffer) => {
         if (!res.destroyed) res.writeHead(status, headers as Record<string, string>).end(payload);
       };
-      const pass = (holdMs = 0) => {
+      const pass = (holdMs = 0, corrupt = false) => {
         const upstream = httpRequest(
           { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
           (response) => {
             const parts: Buffer[] = [];
             response.on('data', (chunk: Buffer) => parts.push(chunk));
             response.on('end', () => {
-              const done = () => send(response.statusCode ?? 502, response.headers, Buffer.concat(parts));
+              const headers = corrupt ? { ...response.headers, 'x-amz-crc32': String((Number(response.headers['x-amz-crc32'] ?? 0) + 1) >>> 0) } : response.headers;
+              const done = () => send(response.statusCode ?? 502, headers, Buffer.concat(parts));
               if (holdMs > 0) later(holdMs, done);
               else done();
             });
@@ -182,6 +200,8 @@ export async function startDynamoProxy(targetEndpoint: string): Promise<DynamoPr
           return later(action.ms, () => pass());
         case 'holdResponse':
           return pass(action.ms);
+        case 'corruptChecksum':
+          return pass(0, true);
         case 'error': {
           const payload = Buffer.from(JSON.stringify({ __type: action.type, message: action.message ?? action.type }));
           return send(action.status, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': `proxy-${seen.n}` }, payload);

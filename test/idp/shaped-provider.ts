@@ -15,7 +15,7 @@
  * - `claimsByScope`: oidc-provider's `claims` (which scope releases which claim
  *   in ID tokens), e.g. Google's `hd` with `openid`.
  */
-import { startOidcProvider, type OidcProviderOptions, type TestOidcProvider } from '../support/oidc-provider.js';
+import { resourceServerInfo, startOidcProvider, type OidcProviderOptions, type TestOidcProvider } from '../support/oidc-provider.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -61,17 +61,7 @@ export async function startShapedProvider(options: ShapedProviderOptions): Promi
           return typeof audience === 'string' && audience !== '' ? audience : undefined;
         },
         useGrantedResource: async () => true,
-        getResourceServerInfo: async (_ctx: unknown, indicator: string) => {
-          const spec = resources[indicator];
-          if (!spec) throw new errors.InvalidTarget();
-          return {
-            scope: spec.scope ?? 'manage:run',
-            audience: spec.audience ?? indicator,
-            accessTokenTTL: spec.ttl ?? 300,
-            accessTokenFormat: spec.format ?? 'jwt',
-            jwt: { sign: { alg: spec.alg ?? 'RS256' } },
-          };
-        },
+        getResourceServerInfo: resourceServerInfo(resources, errors),
       },
     };
   }

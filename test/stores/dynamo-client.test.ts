@@ -9,66 +9,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { startDynalite, type TestDynamo } from '../support/dynalite.js';
+import { forward, startDynamoProxy, type DynamoProxy, type ProxiedRequest, type ProxyAction } from '../faults/support.js';
 import { createDynamoClient, DynamoError, type DynamoDocumentClient } from '../../src/stores/dynamo-client.js';
 import { AwsCallError, regionalEndpoint } from '../../src/aws/signed-request.js';
 
 const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY', sessionToken: 'session-token-of-the-role' };
 
-interface Recorded {
-  method: string;
-  url: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/**
- * A loopback proxy in front of the test DynamoDB that records every request and
- * can answer the next ones itself (`script`), or corrupt DynamoDB's answer.
- */
-async function startRecorder(target: string) {
-  const recorded: Recorded[] = [];
-  const script: ({ status: number; body: string } | 'forward' | 'corrupt' | 'hang')[] = [];
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      recorded.push({ method: req.method!, url: req.url!, headers: req.headers, body: body.toString('utf8') });
-      const step = script.shift() ?? 'forward';
-      if (step === 'hang') return;
-      if (typeof step === 'object') {
-        res.writeHead(step.status, { 'content-type': 'application/x-amz-json-1.0' }).end(step.body);
-        return;
-      }
-      const url = new URL(target);
-      const upstream = httpRequest({ host: url.hostname, port: url.port, path: req.url, method: req.method, headers: req.headers }, (answer) => {
-        const parts: Buffer[] = [];
-        answer.on('data', (part: Buffer) => parts.push(part));
-        answer.on('end', () => {
-          const headers = { ...answer.headers };
-          if (step === 'corrupt') headers['x-amz-crc32'] = String(((Number(headers['x-amz-crc32'] ?? 0) + 1) >>> 0));
-          res.writeHead(answer.statusCode ?? 502, headers).end(Buffer.concat(parts));
-        });
-      });
-      upstream.end(body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    recorded,
-    script,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+type Recorded = Pick<ProxiedRequest, 'method' | 'url' | 'headers' | 'body'>;
 
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data).digest();
@@ -90,13 +40,17 @@ function verifySigV4(request: Recorded, secretAccessKey: string): { ok: boolean;
 }
 
 let dynamo: TestDynamo;
-let recorder: Awaited<ReturnType<typeof startRecorder>>;
+/** The fault proxy in front of the test DynamoDB; `script` answers the next requests, then everything is forwarded. */
+let recorder: DynamoProxy & { recorded: ProxiedRequest[]; script: ProxyAction[] };
 let ours: DynamoDocumentClient;
 let sdk: DynamoDBDocumentClient;
 
 before(async () => {
   dynamo = await startDynalite('mm-client-audit');
-  recorder = await startRecorder(dynamo.endpoint);
+  const proxy = await startDynamoProxy(dynamo.endpoint);
+  const script: ProxyAction[] = [];
+  proxy.rule = () => script.shift() ?? forward;
+  recorder = Object.assign(proxy, { recorded: proxy.requests, script });
   ours = createDynamoClient({ region: 'eu-west-1', endpoint: recorder.url, credentials: () => credentials });
   sdk = DynamoDBDocumentClient.from(new DynamoDBClient({ region: 'eu-west-1', endpoint: recorder.url, credentials, maxAttempts: 1 }), {
     marshallOptions: { removeUndefinedValues: true },
@@ -120,66 +74,36 @@ async function bothSend(viaSdk: () => Promise<unknown>, viaOurs: () => Promise<u
 const key = (sk: string) => ({ pk: 'CHAIN#client#0', sk });
 
 describe('the stores’ DynamoDB client and the AWS SDK’s', () => {
+  // Each operation with one input, sent by both clients.
+  const put = { TableName: '', Item: { ...key('1'), executionId: 'e1', n: 7 }, ConditionExpression: 'attribute_not_exists(pk)' };
+  const get = { TableName: '', Key: key('1'), ConsistentRead: true };
+  const query = {
+    TableName: '',
+    IndexName: 'byExecution',
+    KeyConditionExpression: '#p = :p',
+    ExpressionAttributeNames: { '#p': 'executionId' },
+    ExpressionAttributeValues: { ':p': 'e1' },
+    ScanIndexForward: false,
+    Limit: 5,
+    ExclusiveStartKey: { ...key('9'), executionId: 'e1' },
+  };
+  const remove = {
+    TableName: '',
+    Key: { pk: 'x' },
+    ConditionExpression: '#o = :o',
+    ExpressionAttributeNames: { '#o': 'owner' },
+    ExpressionAttributeValues: { ':o': 'me' },
+    ReturnValues: 'ALL_OLD' as const,
+  };
+  const audit = () => dynamo.tableName;
   const operations: [string, () => Promise<unknown>, () => Promise<unknown>][] = [
-    [
-      'PutItem with a condition',
-      () => sdk.send(new PutCommand({ TableName: dynamo.tableName, Item: { ...key('1'), executionId: 'e1', n: 7 }, ConditionExpression: 'attribute_not_exists(pk)' })),
-      () => ours.put({ TableName: dynamo.tableName, Item: { ...key('1'), executionId: 'e1', n: 7 }, ConditionExpression: 'attribute_not_exists(pk)' }),
-    ],
-    [
-      'GetItem, strongly consistent',
-      () => sdk.send(new GetCommand({ TableName: dynamo.tableName, Key: key('1'), ConsistentRead: true })),
-      () => ours.get({ TableName: dynamo.tableName, Key: key('1'), ConsistentRead: true }),
-    ],
-    [
-      'Query on an index, backwards, from a key',
-      () =>
-        sdk.send(
-          new QueryCommand({
-            TableName: dynamo.tableName,
-            IndexName: 'byExecution',
-            KeyConditionExpression: '#p = :p',
-            ExpressionAttributeNames: { '#p': 'executionId' },
-            ExpressionAttributeValues: { ':p': 'e1' },
-            ScanIndexForward: false,
-            Limit: 5,
-            ExclusiveStartKey: { ...key('9'), executionId: 'e1' },
-          }),
-        ),
-      () =>
-        ours.query({
-          TableName: dynamo.tableName,
-          IndexName: 'byExecution',
-          KeyConditionExpression: '#p = :p',
-          ExpressionAttributeNames: { '#p': 'executionId' },
-          ExpressionAttributeValues: { ':p': 'e1' },
-          ScanIndexForward: false,
-          Limit: 5,
-          ExclusiveStartKey: { ...key('9'), executionId: 'e1' },
-        }),
-    ],
+    ['PutItem with a condition', () => sdk.send(new PutCommand({ ...put, TableName: audit() })), () => ours.put({ ...put, TableName: audit() })],
+    ['GetItem, strongly consistent', () => sdk.send(new GetCommand({ ...get, TableName: audit() })), () => ours.get({ ...get, TableName: audit() })],
+    ['Query on an index, backwards, from a key', () => sdk.send(new QueryCommand({ ...query, TableName: audit() })), () => ours.query({ ...query, TableName: audit() })],
     [
       'DeleteItem with a condition, returning the old item',
-      () =>
-        sdk.send(
-          new DeleteCommand({
-            TableName: dynamo.stateTableName,
-            Key: { pk: 'x' },
-            ConditionExpression: '#o = :o',
-            ExpressionAttributeNames: { '#o': 'owner' },
-            ExpressionAttributeValues: { ':o': 'me' },
-            ReturnValues: 'ALL_OLD',
-          }),
-        ),
-      () =>
-        ours.delete({
-          TableName: dynamo.stateTableName,
-          Key: { pk: 'x' },
-          ConditionExpression: '#o = :o',
-          ExpressionAttributeNames: { '#o': 'owner' },
-          ExpressionAttributeValues: { ':o': 'me' },
-          ReturnValues: 'ALL_OLD',
-        }),
+      () => sdk.send(new DeleteCommand({ ...remove, TableName: dynamo.stateTableName })),
+      () => ours.delete({ ...remove, TableName: dynamo.stateTableName }),
     ],
   ];
 
@@ -286,7 +210,7 @@ describe('DynamoDB’s refusals and faults', () => {
 
   it('throttling is tried again, once: the second attempt’s answer counts', async () => {
     recorder.recorded.length = 0;
-    recorder.script.push({ status: 400, body: JSON.stringify({ __type: 'com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException', message: 'slow down' }) });
+    recorder.script.push({ kind: 'error', status: 400, type: 'com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException', message: 'slow down' });
     await ours.put({ TableName: dynamo.stateTableName, Item: { pk: 'after-throttle', owner: 'a' } });
     assert.equal(recorder.recorded.length, 2);
     assert.deepEqual((await ours.get({ TableName: dynamo.stateTableName, Key: { pk: 'after-throttle' } })).Item, { pk: 'after-throttle', owner: 'a' });
@@ -294,7 +218,7 @@ describe('DynamoDB’s refusals and faults', () => {
 
   it('a server error on every attempt: two attempts, then DynamoDB’s error', async () => {
     recorder.recorded.length = 0;
-    const failure = { status: 500, body: JSON.stringify({ __type: 'com.amazon.coral.service#InternalFailure', message: 'boom' }) };
+    const failure: ProxyAction = { kind: 'error', status: 500, type: 'com.amazon.coral.service#InternalFailure', message: 'boom' };
     recorder.script.push(failure, failure);
     await assert.rejects(ours.get({ TableName: dynamo.stateTableName, Key: { pk: 'x' } }), (error: Error) => {
       assert.ok(error instanceof DynamoError);
@@ -308,17 +232,17 @@ describe('DynamoDB’s refusals and faults', () => {
 
   it('an answer whose CRC32 does not match is not believed', async () => {
     recorder.recorded.length = 0;
-    recorder.script.push('corrupt', 'corrupt');
+    recorder.script.push({ kind: 'corruptChecksum' }, { kind: 'corruptChecksum' });
     await assert.rejects(ours.get({ TableName: dynamo.stateTableName, Key: { pk: 'taken' } }), { name: 'CorruptedResponse', message: /CRC32/ });
     assert.equal(recorder.recorded.length, 2);
-    recorder.script.push('corrupt');
+    recorder.script.push({ kind: 'corruptChecksum' });
     assert.equal((await ours.get({ TableName: dynamo.stateTableName, Key: { pk: 'taken' } })).Item?.owner, 'a', 'a good second answer is');
   });
 
   it('no answer: each attempt is abandoned at the timeout', async () => {
     const quick = createDynamoClient({ region: 'eu-west-1', endpoint: recorder.url, credentials: () => credentials, requestTimeoutMs: 200 });
     recorder.recorded.length = 0;
-    recorder.script.push('hang', 'hang');
+    recorder.script.push({ kind: 'hang' }, { kind: 'hang' });
     await assert.rejects(quick.get({ TableName: dynamo.stateTableName, Key: { pk: 'x' } }), (error: Error) => {
       assert.ok(error instanceof AwsCallError);
       assert.equal(error.message, 'dynamodb did not answer within 200 ms');

@@ -161,6 +161,24 @@ function quietenDevWarnings() {
   };
 }
 
+/**
+ * oidc-provider's `getResourceServerInfo` for these resource servers: an unknown
+ * indicator is `InvalidTarget`; `errors` is oidc-provider's own error module.
+ */
+export function resourceServerInfo(resources: Record<string, ResourceServerSpec>, errors: { InvalidTarget: new () => Error }) {
+  return async (_ctx: unknown, indicator: string) => {
+    const spec = resources[indicator];
+    if (!spec) throw new errors.InvalidTarget();
+    return {
+      scope: spec.scope ?? 'manage:run',
+      audience: spec.audience ?? indicator,
+      accessTokenTTL: spec.ttl ?? 300,
+      accessTokenFormat: spec.format ?? 'jwt',
+      ...(spec.format === 'opaque' ? {} : { jwt: { sign: { alg: spec.alg ?? 'RS256' } } }),
+    };
+  };
+}
+
 export async function startOidcProvider(options: OidcProviderOptions = {}): Promise<TestOidcProvider> {
   quietenDevWarnings();
   // Imported here, after the warnings filter (it warns at import on Node 20), and untyped: it ships no declarations.
@@ -219,17 +237,7 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
         enabled: true,
         defaultResource: async (_ctx: unknown, _client: unknown, oneOf?: string[]) => oneOf ?? options.defaultResource,
         useGrantedResource: async () => true,
-        getResourceServerInfo: async (_ctx: unknown, indicator: string) => {
-          const spec = resources[indicator];
-          if (!spec) throw new oidcErrors.InvalidTarget();
-          return {
-            scope: spec.scope ?? 'manage:run',
-            audience: spec.audience ?? indicator,
-            accessTokenTTL: spec.ttl ?? 300,
-            accessTokenFormat: spec.format ?? 'jwt',
-            ...(spec.format === 'opaque' ? {} : { jwt: { sign: { alg: spec.alg ?? 'RS256' } } }),
-          };
-        },
+        getResourceServerInfo: resourceServerInfo(resources, oidcErrors),
       },
     },
     findAccount: async (_ctx: unknown, id: string) => ({
